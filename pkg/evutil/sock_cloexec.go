@@ -1,0 +1,21 @@
+//go:build linux || freebsd || netbsd || openbsd || dragonfly
+
+package evutil
+
+import "golang.org/x/sys/unix"
+
+// Socket is socket(2) with the descriptor marked close-on-exec in the same
+// call, so that a program started by syscall.ForkExec never inherits it by
+// accident (02-forking-server hands each child exactly one socket). Like
+// unix.Socket, it returns the bare errno, for the caller to compare and wrap.
+func Socket(domain, typ, proto int) (int, error) {
+	return unix.Socket(domain, typ|unix.SOCK_CLOEXEC, proto)
+}
+
+// Accept is accept(2) with the new descriptor marked close-on-exec in the
+// same call (accept4 with SOCK_CLOEXEC), like libevent's evutil_accept4. The
+// new socket is blocking, whatever the listener is. Errors are bare errnos,
+// so that the caller can write err == unix.EAGAIN.
+func Accept(fd int) (int, unix.Sockaddr, error) {
+	return unix.Accept4(fd, unix.SOCK_CLOEXEC)
+}

@@ -1,0 +1,44 @@
+//go:build darwin
+
+package evutil
+
+import (
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Socket is socket(2) with the descriptor marked close-on-exec. Darwin has
+// no SOCK_CLOEXEC, so it takes two calls; syscall.ForkLock keeps a
+// concurrent syscall.ForkExec from starting a program between them, as Go's
+// net package does on the same systems.
+func Socket(domain, typ, proto int) (int, error) {
+	syscall.ForkLock.RLock()
+	defer syscall.ForkLock.RUnlock()
+	fd, err := unix.Socket(domain, typ, proto)
+	if err != nil {
+		return -1, err
+	}
+	unix.CloseOnExec(fd)
+	return fd, nil
+}
+
+// Accept is accept(2) with the new descriptor marked close-on-exec, in two
+// calls under syscall.ForkLock because Darwin has no accept4. The new
+// socket is blocking, whatever the listener is.
+func Accept(fd int) (int, unix.Sockaddr, error) {
+	syscall.ForkLock.RLock()
+	defer syscall.ForkLock.RUnlock()
+	nfd, sa, err := unix.Accept(fd)
+	if err != nil {
+		return -1, nil, err
+	}
+	unix.CloseOnExec(nfd)
+	// A socket accepted on Darwin inherits O_NONBLOCK from the listener;
+	// on Linux, and from accept4 on the BSDs, it never does.
+	if err := unix.SetNonblock(nfd, false); err != nil {
+		unix.Close(nfd)
+		return -1, nil, err
+	}
+	return nfd, sa, nil
+}

@@ -1,0 +1,213 @@
+package stagetest
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// clockTick is the unit of the CPU times in /proc/PID/stat: USER_HZ, 100
+// on every Linux architecture Go runs on (proc(5)).
+const clockTick = 10 * time.Millisecond
+
+// procStat holds the fields of /proc/PID/stat the harness uses.
+type procStat struct {
+	pid, pgrp, threads int
+	state              byte
+	cpuTicks           int64 // utime + stime + cutime + cstime
+	rssPages           int64
+}
+
+func readStat(pid int) (procStat, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return procStat{}, err
+	}
+	// The command name is in parentheses and may hold anything, spaces and
+	// parentheses included: the fields start after the last ')'.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return procStat{}, fmt.Errorf("/proc/%d/stat: %q", pid, s)
+	}
+	f := strings.Fields(s[i+1:])
+	// f[0] is field 3 of proc(5): state.
+	field := func(n int) int64 {
+		v, _ := strconv.ParseInt(f[n-3], 10, 64)
+		return v
+	}
+	if len(f) < 22 {
+		return procStat{}, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	}
+	return procStat{
+		pid:      pid,
+		state:    f[0][0],
+		pgrp:     int(field(5)),
+		cpuTicks: field(14) + field(15) + field(16) + field(17),
+		threads:  int(field(20)),
+		rssPages: field(24),
+	}, nil
+}
+
+// members returns the stat of every process in the group pgid.
+func members(pgid int) ([]procStat, error) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	var out []procStat
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		st, err := readStat(pid)
+		if err != nil || st.pgrp != pgid {
+			continue // gone since ReadDir, or not ours
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// Usage measures the server's process group now.
+func (s *Server) Usage() (Usage, error) {
+	ms, err := members(s.Pid)
+	if err != nil {
+		return Usage{}, err
+	}
+	var u Usage
+	page := int64(os.Getpagesize())
+	for _, m := range ms {
+		u.Procs++
+		if m.state == 'Z' {
+			u.Zombies++
+		}
+		u.Threads += m.threads
+		u.RSS += m.rssPages * page
+		u.CPU += time.Duration(m.cpuTicks) * clockTick
+		if fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", m.pid)); err == nil {
+			u.FDs += len(fds)
+		}
+	}
+	return u, nil
+}
+
+// Pids returns the pids of the server's process group, the server first.
+func (s *Server) Pids() ([]int, error) {
+	ms, err := members(s.Pid)
+	if err != nil {
+		return nil, err
+	}
+	pids := []int{s.Pid}
+	for _, m := range ms {
+		if m.pid != s.Pid {
+			pids = append(pids, m.pid)
+		}
+	}
+	return pids, nil
+}
+
+// SetFileLimit sets the server process's soft limit on open descriptors
+// (RLIMIT_NOFILE), so that a descriptor numbered n or more cannot be
+// opened, and returns the limit it replaced. Children started from then on
+// inherit it. Go raises the soft limit to the hard one when a program
+// starts, so this is applied to the running process with prlimit(2).
+func (s *Server) SetFileLimit(n uint64) (old uint64, err error) {
+	var lim unix.Rlimit
+	if err := unix.Prlimit(s.Pid, unix.RLIMIT_NOFILE, nil, &lim); err != nil {
+		return 0, fmt.Errorf("prlimit: %w", err)
+	}
+	old, lim.Cur = lim.Cur, n
+	if err := unix.Prlimit(s.Pid, unix.RLIMIT_NOFILE, &lim, nil); err != nil {
+		return 0, fmt.Errorf("prlimit: %w", err)
+	}
+	return old, nil
+}
+
+// LowestFreeFD returns the lowest descriptor number the server process does
+// not have open: the number its next accept would get. A file limit of
+// that number leaves it no descriptor to open.
+func (s *Server) LowestFreeFD() (int, error) {
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", s.Pid))
+	if err != nil {
+		return 0, err
+	}
+	open := map[int]bool{}
+	for _, e := range ents {
+		if n, err := strconv.Atoi(e.Name()); err == nil {
+			open[n] = true
+		}
+	}
+	n := 0
+	for open[n] {
+		n++
+	}
+	return n, nil
+}
+
+// ListenerHolders returns the pids in the server's group that hold a
+// descriptor of a TCP socket listening on the server's port.
+func (s *Server) ListenerHolders() ([]int, error) {
+	port, err := strconv.ParseUint(s.Port(), 10, 16)
+	if err != nil {
+		return nil, err
+	}
+	inodes := map[string]bool{}
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		if err := listeningInodes(table, uint16(port), inodes); err != nil {
+			return nil, err
+		}
+	}
+	ms, err := members(s.Pid)
+	if err != nil {
+		return nil, err
+	}
+	var holders []int
+	for _, m := range ms {
+		dir := fmt.Sprintf("/proc/%d/fd", m.pid)
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			link, err := os.Readlink(filepath.Join(dir, e.Name()))
+			if err == nil && inodes[strings.TrimSuffix(strings.TrimPrefix(link, "socket:["), "]")] {
+				holders = append(holders, m.pid)
+				break
+			}
+		}
+	}
+	return holders, nil
+}
+
+// listeningInodes adds to inodes the inode of every socket in the table
+// (/proc/net/tcp's format) that listens on port.
+func listeningInodes(table string, port uint16, inodes map[string]bool) error {
+	f, err := os.Open(table)
+	if os.IsNotExist(err) {
+		return nil // no IPv6 in this kernel
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Scan() // the header
+	for sc.Scan() {
+		// sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+		f := strings.Fields(sc.Text())
+		if len(f) < 10 || f[3] != "0A" { // 0A is TCP_LISTEN
+			continue
+		}
+		i := strings.LastIndexByte(f[1], ':')
+		p, err := strconv.ParseUint(f[1][i+1:], 16, 16)
+		if err == nil && uint16(p) == port {
+			inodes[f[9]] = true
+		}
+	}
+	return sc.Err()
+}

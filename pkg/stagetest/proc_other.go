@@ -1,0 +1,18 @@
+//go:build !linux
+
+package stagetest
+
+// Usage measures the server's process group; it needs Linux's /proc.
+func (s *Server) Usage() (Usage, error) { return Usage{}, errNoProc }
+
+// Pids returns the pids of the server's process group; it needs /proc.
+func (s *Server) Pids() ([]int, error) { return nil, errNoProc }
+
+// SetFileLimit sets the server's descriptor limit; it needs prlimit(2).
+func (s *Server) SetFileLimit(n uint64) (uint64, error) { return 0, errNoProc }
+
+// LowestFreeFD returns the server's lowest free descriptor; it needs /proc.
+func (s *Server) LowestFreeFD() (int, error) { return 0, errNoProc }
+
+// ListenerHolders returns who holds the listening socket; it needs /proc.
+func (s *Server) ListenerHolders() ([]int, error) { return nil, errNoProc }

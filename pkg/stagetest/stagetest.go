@@ -1,0 +1,182 @@
+// Package stagetest runs the ladder's stages as processes and talks to
+// them, the way a student does with go run, nc and kill: it is the shared
+// harness of the conformance suite in tests/ and of each stage's own tests,
+// after gopl.io's memotest and golang.org/x/net's nettest.
+//
+// Build compiles a stage once per test binary. Start runs a server on
+// 127.0.0.1:0 and waits for its "listening on" line; Run runs a program to
+// its end. A server runs in a process group of its own, so that the
+// harness can measure (Usage) and stop (Kill) everything it started,
+// children included, and see that nothing outlives it (Gone).
+//
+// Stage binaries are built without the race detector even when the tests
+// run with -race: 02-forking-server runs a process per client, and 2000
+// race-instrumented processes would need some 35 GB of memory. The race
+// detector covers the packages in pkg/, which their tests run in-process.
+package stagetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// A Stage is a built program and the environment to run it in.
+type Stage struct {
+	Name string   // the stage's directory, "02-forking-server"
+	Bin  string   // the built binary
+	Env  []string // added to the test's own environment, "EVENT_NOEPOLL=1"
+}
+
+var builds struct {
+	sync.Mutex
+	dir  string
+	bins map[string]string
+	errs map[string]error
+}
+
+// Build compiles the main package in the module directory dir
+// ("02-forking-server", "02-forking-server/blocking-loop") and returns it as
+// a Stage. Each package is built once per test binary; Main removes the
+// binaries when the tests end.
+func Build(t testing.TB, dir string) Stage {
+	t.Helper()
+	bin, err := build(dir)
+	if err != nil {
+		t.Fatalf("build %s: %v", dir, err)
+	}
+	return Stage{Name: dir, Bin: bin}
+}
+
+func build(dir string) (string, error) {
+	builds.Lock()
+	defer builds.Unlock()
+	if bin, ok := builds.bins[dir]; ok {
+		return bin, builds.errs[dir]
+	}
+	if builds.bins == nil {
+		builds.bins, builds.errs = map[string]string{}, map[string]error{}
+	}
+	if builds.dir == "" {
+		d, err := os.MkdirTemp("", "stagetest-")
+		if err != nil {
+			return "", err
+		}
+		builds.dir = d
+	}
+	root, err := ModuleRoot()
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(builds.dir, strings.ReplaceAll(dir, "/", "_"))
+	cmd := exec.Command("go", "build", "-o", bin, "./"+dir)
+	cmd.Dir = root
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		err = fmt.Errorf("%v\n%s", err, out)
+	}
+	builds.bins[dir], builds.errs[dir] = bin, err
+	return bin, err
+}
+
+// Main runs the tests of a package that builds stages, then removes the
+// binaries: func TestMain(m *testing.M) { stagetest.Main(m) }.
+func Main(m *testing.M) {
+	code := m.Run()
+	RemoveBuilds()
+	os.Exit(code)
+}
+
+// RemoveBuilds removes the binaries Build made, for a TestMain that does
+// more than Main.
+func RemoveBuilds() {
+	builds.Lock()
+	defer builds.Unlock()
+	if builds.dir != "" {
+		os.RemoveAll(builds.dir)
+	}
+	builds.dir, builds.bins, builds.errs = "", nil, nil
+}
+
+// ModuleRoot returns the directory that holds go.mod, found upwards from
+// the current directory (a test runs in its package's directory).
+func ModuleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod above the current directory")
+		}
+		dir = parent
+	}
+}
+
+// A Result is how a program that ran to its end ended.
+type Result struct {
+	Stdout, Stderr []byte
+	ExitCode       int  // -1 if a signal ended it
+	TimedOut       bool // the program was killed when the timeout passed
+}
+
+// StderrLines returns the non-empty lines the program wrote to stderr.
+func (r Result) StderrLines() []string {
+	return splitLines(r.Stderr)
+}
+
+func splitLines(b []byte) []string {
+	var lines []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if l != "" {
+			lines = append(lines, l)
+		}
+	}
+	return lines
+}
+
+// Run runs the stage with args to its end, or kills it and everything it
+// started once timeout passes.
+func (st Stage) Run(t testing.TB, timeout time.Duration, args ...string) Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := st.command(args)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", st.Name, err)
+	}
+	stop := context.AfterFunc(ctx, func() { killGroup(cmd.Process.Pid) })
+	err := cmd.Wait()
+	stop()
+	r := Result{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), TimedOut: ctx.Err() != nil}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		r.ExitCode = ee.ExitCode()
+	default:
+		t.Fatalf("run %s: %v", st.Name, err)
+	}
+	return r
+}
+
+func (st Stage) command(args []string) *exec.Cmd {
+	cmd := exec.Command(st.Bin, args...)
+	cmd.Env = append(os.Environ(), st.Env...)
+	cmd.SysProcAttr = groupAttr()
+	return cmd
+}

@@ -1,0 +1,314 @@
+// Package tests is the conformance suite: every stage of the ladder, run
+// as a process, against every rule of ../shared/CONTRACT.md (kept in the
+// repository's README as the stage contract).
+//
+// Two tables drive it, after golang.org/x/net's nettest: stages (below, in
+// stages_test.go) and properties, one or more per rule of the contract
+// (server_test.go, client_test.go). TestConformance runs every stage
+// against every property that applies to it, each as a named subtest with
+// its own deadline, each on a fresh process listening on 127.0.0.1:0. A
+// stage can be marked to break a property by design (the book's Bad
+// Examples): the suite then asserts that it breaks it in the predicted way,
+// and prints the figure it measured.
+//
+// The matrix of results is printed when the suite ends:
+//
+//	make conformance          # or: cd tests && go test -run Conformance
+package tests
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"tinyasync/pkg/stagetest"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	results.print(os.Stdout)
+	stagetest.RemoveBuilds()
+	os.Exit(code)
+}
+
+// A property is one rule of the contract, checked from outside.
+type property struct {
+	name    string        // the matrix's column: short, kebab-case
+	rule    string        // what the contract says, in a line
+	timeout time.Duration // the subtest's deadline
+	check   func(c *check)
+}
+
+// TestConformance runs every stage against every property that applies.
+func TestConformance(t *testing.T) {
+	for _, st := range stages {
+		t.Run(st.dir, func(t *testing.T) {
+			built := stagetest.Build(t, st.dir)
+			for _, p := range st.properties() {
+				t.Run(p.name, func(t *testing.T) {
+					run(t, st, built, p)
+				})
+			}
+		})
+	}
+}
+
+// run checks one property of one stage and records the matrix cell.
+func run(t *testing.T, st stage, built stagetest.Stage, p property) {
+	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
+	defer cancel()
+	c := &check{T: t, ctx: ctx, stage: st, built: built, prop: p}
+	// A watchdog, in case a check blocks on something without a deadline:
+	// killing the servers and closing the connections unblocks it.
+	watchdog := time.AfterFunc(p.timeout+5*time.Second, func() {
+		t.Errorf("%s did not finish within %v", p.name, p.timeout)
+		c.abort()
+	})
+	defer watchdog.Stop()
+	defer c.abort()
+
+	t.Logf("rule: %s", p.rule)
+	p.check(c)
+
+	cell := cellPass
+	kind, designed := st.designed[p.name]
+	c.mu.Lock()
+	seen := c.violations[kind]
+	c.mu.Unlock()
+	switch {
+	case designed && len(seen) == 0 && !t.Failed():
+		t.Errorf("%s is designed to break %q (%s), but it kept the rule", st.dir, p.name, kind)
+		cell = cellFail
+	case t.Failed():
+		cell = cellFail
+	case designed:
+		cell = cellDesigned
+	}
+	results.record(st.dir, p.name, cell, c.figures())
+}
+
+// A check is one property being checked against one stage: a testing.T
+// with the stage's helpers, a deadline, and a record of what it measured.
+type check struct {
+	*testing.T
+	ctx   context.Context // ends at the property's deadline
+	stage stage
+	built stagetest.Stage
+	prop  property
+
+	mu         sync.Mutex
+	servers    []*stagetest.Server
+	conns      []net.Conn
+	notes      []string
+	violations map[string][]string
+}
+
+// start starts the stage as a server with args.
+func (c *check) start(args ...string) *stagetest.Server {
+	c.Helper()
+	s := c.built.Start(c.T, args...)
+	c.mu.Lock()
+	c.servers = append(c.servers, s)
+	c.mu.Unlock()
+	return s
+}
+
+// dial connects to s, with the check's deadline on every read and write.
+// It is safe from any goroutine; it reports a failure with Errorf and
+// returns nil.
+func (c *check) dial(s *stagetest.Server) *net.TCPConn {
+	conn, err := s.DialErr()
+	if err != nil {
+		c.Errorf("dial %s: %v", s.Addr, err)
+		return nil
+	}
+	c.track(conn)
+	return conn
+}
+
+// track puts the check's deadline on conn and closes it when the check
+// ends.
+func (c *check) track(conn net.Conn) {
+	if d, ok := c.ctx.Deadline(); ok {
+		conn.SetDeadline(d)
+	}
+	c.mu.Lock()
+	c.conns = append(c.conns, conn)
+	c.mu.Unlock()
+}
+
+// abort closes every connection and kills every server of the check.
+func (c *check) abort() {
+	c.mu.Lock()
+	conns, servers := c.conns, c.servers
+	c.conns, c.servers = nil, nil
+	c.mu.Unlock()
+	for _, conn := range conns {
+		conn.Close()
+	}
+	for _, s := range servers {
+		s.Kill()
+	}
+}
+
+// figure records a measured figure for the matrix's notes and the log.
+func (c *check) figure(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	c.Log(msg)
+	c.mu.Lock()
+	c.notes = append(c.notes, msg)
+	c.mu.Unlock()
+}
+
+func (c *check) figures() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.notes...)
+}
+
+// violation reports that the stage broke the rule, in the way named by
+// kind ("stall", "burns-cpu"), with the figure that shows it. For a stage
+// designed to break this property in this way, it is the expected outcome
+// and is recorded as a figure; for any other, it is a failure.
+func (c *check) violation(kind, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if c.stage.designed[c.prop.name] == kind {
+		c.figure("as designed, %s: %s", kind, msg)
+		c.mu.Lock()
+		if c.violations == nil {
+			c.violations = map[string][]string{}
+		}
+		c.violations[kind] = append(c.violations[kind], msg)
+		c.mu.Unlock()
+		return
+	}
+	c.Errorf("%s: %s", kind, msg)
+}
+
+// deadline returns when the check must be done.
+func (c *check) deadline() time.Time {
+	d, _ := c.ctx.Deadline()
+	return d
+}
+
+// The matrix: a cell per stage and property.
+const (
+	cellPass     = "pass"
+	cellFail     = "FAIL"
+	cellDesigned = "fails as designed"
+)
+
+type matrix struct {
+	mu    sync.Mutex
+	cells map[[2]string]string
+	notes map[[2]string][]string
+}
+
+var results matrix
+
+func (m *matrix) record(stage, prop, cell string, notes []string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cells == nil {
+		m.cells, m.notes = map[[2]string]string{}, map[[2]string][]string{}
+	}
+	m.cells[[2]string{stage, prop}] = cell
+	m.notes[[2]string{stage, prop}] = notes
+}
+
+// print writes one table for the servers and one for the clients, rows
+// stages and columns properties, then the figures measured.
+func (m *matrix) print(w *os.File) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.cells) == 0 {
+		return
+	}
+	for _, table := range []struct {
+		title  string
+		client bool
+		props  []property
+	}{{"servers", false, serverProperties}, {"clients", true, clientProperties}} {
+		var rows []stage
+		for _, st := range stages {
+			if st.client != table.client {
+				continue
+			}
+			for _, p := range table.props {
+				if _, ok := m.cells[[2]string{st.dir, p.name}]; ok {
+					rows = append(rows, st)
+					break
+				}
+			}
+		}
+		if len(rows) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "\nConformance matrix, %s (rows: stages; columns: properties of CONTRACT.md)\n\n", table.title)
+		header := []string{"stage"}
+		for _, p := range table.props {
+			header = append(header, p.name)
+		}
+		grid := [][]string{header}
+		for _, st := range rows {
+			row := []string{st.dir}
+			for _, p := range table.props {
+				cell, ok := m.cells[[2]string{st.dir, p.name}]
+				if !ok {
+					cell = "-"
+				}
+				row = append(row, cell)
+			}
+			grid = append(grid, row)
+		}
+		writeTable(w, grid)
+	}
+	var keys [][2]string
+	for k, notes := range m.notes {
+		if len(notes) > 0 {
+			keys = append(keys, k)
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		return keys[i][0] < keys[j][0] || keys[i][0] == keys[j][0] && keys[i][1] < keys[j][1]
+	})
+	if len(keys) > 0 {
+		fmt.Fprintf(w, "\nFigures measured\n\n")
+	}
+	for _, k := range keys {
+		fmt.Fprintf(w, "  %s %s: %s\n", k[0], k[1], strings.Join(m.notes[k], "; "))
+	}
+	fmt.Fprintln(w)
+}
+
+// writeTable writes grid as a Markdown table with aligned columns.
+func writeTable(w *os.File, grid [][]string) {
+	widths := make([]int, len(grid[0]))
+	for _, row := range grid {
+		for i, cell := range row {
+			widths[i] = max(widths[i], len(cell))
+		}
+	}
+	line := func(row []string) {
+		var b strings.Builder
+		for i, cell := range row {
+			fmt.Fprintf(&b, "| %-*s ", widths[i], cell)
+		}
+		fmt.Fprintln(w, b.String()+"|")
+	}
+	line(grid[0])
+	sep := make([]string, len(widths))
+	for i, n := range widths {
+		sep[i] = strings.Repeat("-", n)
+	}
+	line(sep)
+	for _, row := range grid[1:] {
+		line(row)
+	}
+}

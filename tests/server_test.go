@@ -1,0 +1,787 @@
+package tests
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"tinyasync/pkg/stagetest"
+)
+
+// serverProperties are the rules of CONTRACT.md for every server, in the
+// order the contract gives them.
+var serverProperties = []property{
+	{"usage", "-h prints usage on stderr and exits 0; an unknown flag prints the error and usage and exits 2", 20 * time.Second, checkUsage},
+	{"listening-line", "once listening, one stderr line says `listening on HOST:PORT` with the port bound, never :0", 20 * time.Second, checkListeningLine},
+	{"ipv6", "-listen [::1]:0 works, and the line says [::1]:PORT", 20 * time.Second, checkIPv6},
+	{"listen-errors", "a failure to listen is one stderr line with the -listen value and the reason, and exit status 1", 30 * time.Second, checkListenErrors},
+	{"sigterm", "SIGTERM: within 2 s, exit status 0 and no process of the server left", 60 * time.Second, func(c *check) { checkStop(c, syscall.SIGTERM) }},
+	{"sigint", "SIGINT: within 2 s, exit status 0 and no process of the server left", 60 * time.Second, func(c *check) { checkStop(c, syscall.SIGINT) }},
+	{"quiet", "without -trace, ordinary client behaviour prints nothing after the listening line", 30 * time.Second, checkQuiet},
+	{"trace", "-trace narrates accepts, reads and writes with their byte counts, and closes", 20 * time.Second, checkTrace},
+	{"every-byte", "the output is exactly ROT13 of the input, for all 256 byte values", 20 * time.Second, checkEveryByte},
+	{"line-latency", "a complete line is answered without waiting for more input, whatever came with it", 20 * time.Second, checkLineLatency},
+	{"pipelined", "many lines in few writes, split anywhere: every byte answered, in order", 30 * time.Second, checkPipelined},
+	{"byte-at-a-time", "a line sent one byte per write is answered", 20 * time.Second, checkByteAtATime},
+	{"max-line", "16384 bytes without a newline are sent on without waiting; longer lines are never cut", 30 * time.Second, checkMaxLine},
+	{"half-close", "after the client shuts down its write side, everything left is sent, then an orderly close", 30 * time.Second, checkHalfClose},
+	{"reset-isolation", "a client that resets or vanishes affects no other client", 30 * time.Second, checkResetIsolation},
+	{"concurrency", "a silent client holds up no other client", 30 * time.Second, checkConcurrency},
+	{"many-clients", "2000 concurrent clients are each answered", 180 * time.Second, checkManyClients},
+	{"back-pressure", "a client writing 64 MiB without reading costs under 48 MiB, others are served, and it gets every byte back", 180 * time.Second, checkBackPressure},
+	{"idle-cpu", "an idle server uses under 10% of a core", 30 * time.Second, checkIdleCPU},
+	{"emfile", "out of descriptors: at most a log line a second, under 10% of a core, a client served within 2 s of descriptors coming free", 60 * time.Second, checkEMFILE},
+	{"no-leaks", "2000 connect/line/close cycles under a limit of 32 descriptors leak no descriptor, process or zombie", 180 * time.Second, checkNoLeaks},
+	{"one-listener", "only the server process holds the listening socket; children never inherit it", 30 * time.Second, checkOneListener},
+}
+
+// noPanic checks that output carries no Go panic or stack trace.
+func noPanic(c *check, out []byte) {
+	for _, sign := range []string{"panic:", "goroutine ", "runtime."} {
+		assert.NotContains(c, string(out), sign, "a user's mistake never gets a stack trace")
+	}
+}
+
+func checkUsage(c *check) {
+	r := c.built.Run(c.T, 10*time.Second, "-h")
+	assert.Equal(c, 0, r.ExitCode, "-h exits 0; stderr:\n%s", r.Stderr)
+	assert.Contains(c, string(r.Stderr), "-listen", "usage names -listen")
+	assert.Contains(c, string(r.Stderr), "-trace", "usage names -trace")
+	assert.NotContains(c, string(r.Stderr), "listening on", "-h must not start the server")
+	assert.Empty(c, r.Stdout, "usage goes to stderr")
+	noPanic(c, r.Stderr)
+
+	r = c.built.Run(c.T, 10*time.Second, "-no-such-flag")
+	assert.Equal(c, 2, r.ExitCode, "an unknown flag exits 2; stderr:\n%s", r.Stderr)
+	assert.Contains(c, string(r.Stderr), "no-such-flag", "the error names the flag")
+	assert.Contains(c, string(r.Stderr), "-listen", "the error is followed by the usage")
+	assert.Empty(c, r.Stdout)
+	noPanic(c, r.Stderr)
+}
+
+func checkListeningLine(c *check) {
+	s := c.start()
+	host, port, err := net.SplitHostPort(s.Addr)
+	require.NoError(c, err)
+	assert.Equal(c, "127.0.0.1", host)
+	assert.NotEqual(c, "0", port, "the line gives the port actually bound")
+	lines := s.Stderr()
+	require.NotEmpty(c, lines)
+	assert.Contains(c, lines[len(lines)-1], "listening on "+s.Addr)
+	if st := c.open(s); st != nil {
+		st.exchange("the port in the line is the port served")
+	}
+
+	// An explicit port is the one bound.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(c, err)
+	addr := l.Addr().String()
+	l.Close()
+	s2 := c.start("-listen", addr)
+	assert.Equal(c, addr, s2.Addr)
+}
+
+func checkIPv6(c *check) {
+	s := c.start("-listen", "[::1]:0")
+	assert.True(c, strings.HasPrefix(s.Addr, "[::1]:"), "IPv6 in net.JoinHostPort form, got %q", s.Addr)
+	if st := c.open(s); st != nil {
+		st.exchange("served over IPv6")
+	}
+}
+
+func checkListenErrors(c *check) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(c, err)
+	defer busy.Close()
+
+	for _, tc := range []struct{ listen, reason string }{
+		{busy.Addr().String(), "address already in use"},
+		{"192.0.2.1:0", "cannot assign requested address"}, // TEST-NET-1: on no interface
+		{"127.0.0.1:99999", "port"},
+		{"nonsense", "missing port"},
+	} {
+		r := c.built.Run(c.T, 10*time.Second, "-listen", tc.listen)
+		lines := r.StderrLines()
+		assert.Equal(c, 1, r.ExitCode, "-listen %s: exit status; stderr:\n%s", tc.listen, r.Stderr)
+		assert.Empty(c, r.Stdout, "-listen %s: nothing on stdout", tc.listen)
+		if assert.Len(c, lines, 1, "-listen %s: exactly one line on stderr", tc.listen) {
+			assert.Contains(c, lines[0], tc.listen, "the line names the -listen value as given")
+			assert.Contains(c, lines[0], tc.reason, "the line gives the reason")
+		}
+		noPanic(c, r.Stderr)
+	}
+}
+
+// checkStop stops a server that is busy: 100 clients that have each been
+// answered (for 02, 100 live children), one in the middle of a line, and one
+// in the middle of a transfer in both directions.
+func checkStop(c *check, sig syscall.Signal) {
+	s := c.start()
+	var clients []*stream
+	for i := range 100 {
+		st := c.open(s)
+		if st == nil || !st.exchange(fmt.Sprintf("client %d", i)) {
+			return
+		}
+		clients = append(clients, st)
+	}
+	if mid := c.open(s); mid != nil && mid.send([]byte("half a li")) {
+		clients = append(clients, mid)
+	}
+	busy := c.open(s)
+	if busy == nil {
+		return
+	}
+	go func() { // Writes until the server closes.
+		chunk := bytes.Repeat([]byte("busy busy busy busy\n"), 3000)
+		for {
+			if _, err := busy.conn.Write(chunk); err != nil {
+				return
+			}
+		}
+	}()
+	// The transfer is under way once answers flow.
+	busy.conn.SetReadDeadline(time.Now().Add(lineWait))
+	if _, err := io.ReadFull(busy.conn, make([]byte, 64<<10)); err != nil {
+		c.Errorf("the busy client got no answers: %v", err)
+	}
+	u, err := s.Usage()
+	require.NoError(c, err)
+	c.figure("%d processes, %d threads, %s RSS before %v", u.Procs, u.Threads, mib(u.RSS), sig)
+
+	start := time.Now()
+	require.NoError(c, s.Signal(sig))
+	state := s.Wait(2 * time.Second)
+	if !assert.NotNil(c, state, "the server must exit within 2 s of %v", sig) {
+		return
+	}
+	assert.True(c, state.Exited() && state.ExitCode() == 0, "exit status 0 after %v, got %v", sig, state)
+	for !s.Gone() && time.Since(start) < 2*time.Second {
+		time.Sleep(10 * time.Millisecond) // Polls a condition; orders nothing.
+	}
+	if !assert.True(c, s.Gone(), "every process the server started must be gone within 2 s") {
+		pids, _ := s.Pids()
+		c.Logf("left: %v", pids)
+	}
+	c.figure("exited %v after %v", state, time.Since(start).Round(time.Millisecond))
+
+	// Every connection was closed.
+	for i, st := range append(clients, busy) {
+		if st == nil {
+			continue
+		}
+		st.conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		buf := make([]byte, 64<<10)
+		for {
+			_, err := st.conn.Read(buf)
+			if err != nil {
+				if ne, ok := err.(net.Error); ok && ne.Timeout() {
+					c.Errorf("client %d: still open 2 s after the server exited", i)
+				}
+				break
+			}
+		}
+	}
+}
+
+// settle waits until the server holds no more descriptors and processes
+// than it did at base: every connection closed on the server's side.
+func settle(c *check, s *stagetest.Server, base stagetest.Usage, within time.Duration) (stagetest.Usage, bool) {
+	deadline := time.Now().Add(within)
+	for {
+		u, err := s.Usage()
+		if err != nil {
+			c.Errorf("usage: %v", err)
+			return u, false
+		}
+		if u.FDs <= base.FDs && u.Procs <= base.Procs && u.Zombies == 0 {
+			return u, true
+		}
+		if time.Now().After(deadline) {
+			return u, false
+		}
+		time.Sleep(20 * time.Millisecond) // Polls a condition; orders nothing.
+	}
+}
+
+func checkQuiet(c *check) {
+	s := c.start()
+	base, err := s.Usage()
+	require.NoError(c, err)
+
+	if st := c.open(s); st != nil { // connects and leaves
+		st.conn.Close()
+	}
+	if st := c.open(s); st != nil { // one line, then an orderly close
+		st.exchange("just one line")
+		st.conn.Close()
+	}
+	if st := c.open(s); st != nil { // half a line, then a reset
+		st.send([]byte("half a li"))
+		st.reset()
+	}
+	if st := c.open(s); st != nil { // half-close with a tail
+		st.send([]byte("tail"))
+		st.conn.CloseWrite()
+		st.awaitEOF(lineWait)
+	}
+	if st := c.open(s); st != nil { // sends a lot, reads nothing, vanishes
+		st.send(bytes.Repeat([]byte("never read\n"), 10000))
+		st.reset()
+	}
+	if u, ok := settle(c, s, base, 10*time.Second); !ok {
+		c.Errorf("the server still holds %d descriptors and %d processes, against %d and %d at the start", u.FDs, u.Procs, base.FDs, base.Procs)
+	}
+	if st := c.open(s); st != nil {
+		st.exchange("still here")
+	}
+	lines := s.Stderr()
+	assert.Len(c, lines, 1, "only the listening line; got:\n%s", strings.Join(lines, "\n"))
+}
+
+func checkTrace(c *check) {
+	s := c.start("-trace")
+	st := c.open(s)
+	if st == nil || !st.exchange("12345") { // six bytes each way
+		return
+	}
+	st.conn.Close()
+	for _, want := range []struct {
+		what  string
+		match func(string) bool
+	}{
+		{"an accept", func(l string) bool { return hasWord(l, "accept", "accepted") }},
+		{"a read of 6 bytes", func(l string) bool { return hasWord(l, "read", "recv", "received") && hasWord(l, "6") }},
+		{"a write of 6 bytes", func(l string) bool { return hasWord(l, "write", "wrote", "send", "sent") && hasWord(l, "6") }},
+		{"the close", func(l string) bool {
+			return hasWord(l, "close", "closed", "eof", "end") || strings.Contains(strings.ToLower(l), "end of stream")
+		}},
+	} {
+		if _, err := s.WaitStderr(c.ctx, want.match); err != nil {
+			c.Errorf("-trace never showed %s: %v; stderr:\n%s", want.what, err, strings.Join(s.Stderr(), "\n"))
+		}
+	}
+}
+
+// hasWord reports whether line holds one of words as a whole word, in any
+// case.
+func hasWord(line string, words ...string) bool {
+	fields := strings.FieldsFunc(strings.ToLower(line), func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9')
+	})
+	for _, f := range fields {
+		for _, w := range words {
+			if f == w {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func checkEveryByte(c *check) {
+	s := c.start()
+	st := c.open(s)
+	if st == nil {
+		return
+	}
+	all := make([]byte, 0, 257)
+	for i := range 256 {
+		all = append(all, byte(i))
+	}
+	st.send(append(all, '\n'))
+	st.awaitAll(lineWait)
+	// And the same bytes after a newline-free stretch, as one line.
+	line := bytes.ReplaceAll(all, []byte{'\n'}, nil)
+	st.send(append(line, '\n'))
+	st.awaitAll(lineWait)
+}
+
+func checkLineLatency(c *check) {
+	s := c.start()
+	st := c.open(s)
+	if st == nil {
+		return
+	}
+	// A complete line and the start of the next, in one write.
+	start := time.Now()
+	st.send([]byte("Hello\nWor"))
+	if !st.await(len("Hello\n"), lineWait) {
+		return
+	}
+	c.figure("first line answered in %v", time.Since(start).Round(100*time.Microsecond))
+	st.send([]byte("ld\n"))
+	st.awaitAll(lineWait)
+	// A line in three writes.
+	for _, part := range []string{"split ", "across ", "writes\n"} {
+		st.send([]byte(part))
+	}
+	st.awaitAll(lineWait)
+}
+
+func checkPipelined(c *check) {
+	s := c.start()
+	seed := rand.Uint64()
+	c.figure("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 1))
+	for _, n := range []int{1, 3} {
+		st := c.open(s)
+		if st == nil {
+			return
+		}
+		data := randomLines(rng, 3000, 300)
+		// Written from another goroutine, in chunks cut at random places,
+		// while this one reads: a server may answer before it has read all.
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := data; len(p) > 0; {
+				k := min(len(p), 1+rng.IntN(len(data)/n))
+				if _, err := st.conn.Write(p[:k]); err != nil {
+					c.Errorf("write: %v", err)
+					return
+				}
+				p = p[k:]
+			}
+		}()
+		st.sent = data
+		st.await(len(data), 10*time.Second)
+		wg.Wait()
+	}
+}
+
+func checkByteAtATime(c *check) {
+	s := c.start()
+	st := c.open(s)
+	if st == nil {
+		return
+	}
+	for _, b := range []byte("one byte per write\n") {
+		if !st.send([]byte{b}) {
+			return
+		}
+	}
+	st.awaitAll(lineWait)
+}
+
+func checkMaxLine(c *check) {
+	s := c.start()
+	st := c.open(s)
+	if st == nil {
+		return
+	}
+	const maxLine = 16384
+	letters := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = "abcdefghijklmnopqrstuvwxyz"[i%26]
+		}
+		return b
+	}
+	// Exactly MAX_LINE bytes without a newline go out without more input.
+	st.send(letters(maxLine))
+	if !st.await(maxLine, lineWait) {
+		return
+	}
+	// A line of 100 KiB: each MAX_LINE of it goes out as it fills up.
+	st.send(letters(100 << 10))
+	st.await(maxLine+(100<<10)/maxLine*maxLine, lineWait)
+	st.send([]byte("\n"))
+	st.awaitAll(lineWait)
+	// A line that just fits, newline included.
+	st.send(append(letters(maxLine-1), '\n'))
+	st.awaitAll(lineWait)
+}
+
+func checkHalfClose(c *check) {
+	s := c.start()
+	for _, tc := range []struct {
+		name string
+		data []byte
+	}{
+		{"an unterminated last line", []byte("abc\ndef")},
+		{"a close right after a line", []byte("abc\n")},
+		{"nothing at all", nil},
+		{"a megabyte and a tail", append(bytes.Repeat([]byte("a line of text\n"), 70000), "tail"...)},
+	} {
+		st := c.open(s)
+		if st == nil {
+			return
+		}
+		// Read while writing: the megabyte's answer must not block the
+		// server's reads.
+		done := make(chan error, 1)
+		go func() {
+			_, err := st.conn.Write(tc.data)
+			if err == nil {
+				err = st.conn.CloseWrite()
+			}
+			done <- err
+		}()
+		st.sent = tc.data
+		if !st.awaitEOF(5 * time.Second) {
+			c.Errorf("with %s", tc.name)
+		}
+		assert.NoError(c, <-done, "with %s", tc.name)
+	}
+}
+
+func checkResetIsolation(c *check) {
+	s := c.start()
+	b := c.open(s)
+	if b == nil || !b.exchange("before") {
+		return
+	}
+	if a := c.open(s); a != nil { // half a line, then a reset
+		a.send([]byte("half a li"))
+		a.reset()
+	}
+	if v := c.open(s); v != nil { // a lot, never read, then gone
+		v.send(bytes.Repeat([]byte("never read\n"), 100000))
+		v.reset()
+	}
+	if v := c.open(s); v != nil { // an answer pending, then gone
+		v.exchange("one")
+		v.send([]byte("two\n"))
+		v.conn.Close()
+	}
+	b.exchange("after")
+	if d := c.open(s); d != nil {
+		d.exchange("a new client")
+	}
+	select {
+	case <-s.Exited():
+		c.Errorf("the server exited")
+	default:
+	}
+}
+
+func checkConcurrency(c *check) {
+	s := c.start()
+	a := c.open(s)
+	if a == nil || !a.send([]byte("silent after th")) {
+		return
+	}
+	b := c.open(s)
+	if b == nil || !b.send([]byte("second client\n")) {
+		return
+	}
+	start := time.Now()
+	err := b.tryAwait(len(b.sent), lineWait)
+	if err == errWait {
+		// Free the first client, and see how long the second one waited.
+		a.send([]byte("is\n"))
+		b.await(len(b.sent), 10*time.Second)
+		c.violation("stall", "the second client waited %v, until the first sent its newline", time.Since(start).Round(time.Millisecond))
+	} else if err == nil {
+		c.figure("second client answered in %v", time.Since(start).Round(100*time.Microsecond))
+		a.send([]byte("is\n"))
+	}
+	a.awaitAll(lineWait)
+}
+
+func checkManyClients(c *check) {
+	const n = 2000
+	s := c.start()
+	start := time.Now()
+	clients := make([]*stream, n)
+	var wg sync.WaitGroup
+	sem := make(chan bool, 100)
+	for i := range clients {
+		wg.Add(1)
+		sem <- true
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			clients[i] = c.open(s)
+		}()
+	}
+	wg.Wait()
+	connected := time.Since(start)
+	for _, st := range clients {
+		if st == nil {
+			return
+		}
+	}
+	var answered atomic.Int64
+	for i, st := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if st.send([]byte(fmt.Sprintf("client %d of %d\n", i, n))) && st.await(len(st.sent), 60*time.Second) {
+				answered.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	assert.EqualValues(c, n, answered.Load(), "clients answered")
+	u, err := s.Usage()
+	require.NoError(c, err)
+	c.figure("%d clients connected in %v, all answered after %v; %d processes, %d threads, %s RSS",
+		n, connected.Round(time.Millisecond), time.Since(start).Round(time.Millisecond), u.Procs, u.Threads, mib(u.RSS))
+}
+
+func checkBackPressure(c *check) {
+	const total = 64 << 20
+	s := c.start()
+	base, err := s.Usage()
+	require.NoError(c, err)
+	other := c.open(s)
+	a := c.open(s)
+	if other == nil || a == nil || !other.exchange("before") {
+		return
+	}
+
+	// The data: 64 MiB of 1 KiB lines, generated, so that the reader can
+	// check it without keeping a copy.
+	line := func(i int) []byte {
+		l := bytes.Repeat([]byte(fmt.Sprintf("%09d ", i)), 103)
+		return append(l[:1023], '\n')
+	}
+	var written atomic.Int64
+	writeDone := make(chan error, 1)
+	go func() {
+		var chunk []byte
+		for i := 0; int64(i)*1024 < total; i++ {
+			chunk = append(chunk, line(i)...)
+			if len(chunk) >= 64<<10 {
+				if _, err := a.conn.Write(chunk); err != nil {
+					writeDone <- err
+					return
+				}
+				written.Add(int64(len(chunk)))
+				chunk = chunk[:0]
+			}
+		}
+		writeDone <- nil
+	}()
+
+	// The memory high-water mark, sampled until the test ends.
+	var peak atomic.Int64
+	stopSampling := make(chan bool)
+	sampled := make(chan bool)
+	go func() {
+		defer close(sampled)
+		for {
+			if u, err := s.Usage(); err == nil && u.RSS > peak.Load() {
+				peak.Store(u.RSS)
+			}
+			select {
+			case <-stopSampling:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+
+	// Wait until the writer stalls: nothing more written for half a second.
+	if waitStall(&written, writeDone, 500*time.Millisecond) {
+		c.Errorf("the server read all %s without the client reading: no back-pressure", mib(total))
+	}
+	stalled := written.Load()
+	other.exchange("while the other client is stalled")
+
+	// Now read it all back, checking every byte.
+	buf := make([]byte, 64<<10)
+	var pending []byte
+	next := 0
+	for read := int64(0); read < total; {
+		k, err := a.conn.Read(buf)
+		read += int64(k)
+		pending = append(pending, buf[:k]...)
+		for len(pending) >= 1024 {
+			want := line(next)
+			for j, b := range want {
+				want[j] = rot13Byte(b)
+			}
+			if !bytes.Equal(pending[:1024], want) {
+				c.Errorf("line %d of the answer is wrong: %q", next, pending[:40])
+				return
+			}
+			pending = pending[1024:]
+			next++
+		}
+		if err != nil {
+			c.Errorf("reading the answer after %s: %v", mib(read), err)
+			return
+		}
+	}
+	assert.NoError(c, <-writeDone)
+	close(stopSampling)
+	<-sampled
+	growth := peak.Load() - base.RSS
+	assert.Less(c, growth, int64(48<<20), "server RSS growth while a client wrote 64 MiB without reading")
+	c.figure("writer stalled after %s; server RSS +%s at most; all %d lines answered", mib(stalled), mib(growth), next)
+}
+
+// waitStall waits until the count n has not moved for quiet, and returns
+// false, or until done has a value, which it leaves there, and returns true.
+func waitStall(n *atomic.Int64, done chan error, quiet time.Duration) (finished bool) {
+	tick := time.NewTicker(quiet / 10)
+	defer tick.Stop()
+	last, since := n.Load(), time.Now()
+	for {
+		select {
+		case err := <-done:
+			done <- err
+			return true
+		case <-tick.C:
+		}
+		if now := n.Load(); now != last {
+			last, since = now, time.Now()
+		} else if time.Since(since) >= quiet {
+			return false
+		}
+	}
+}
+
+func checkIdleCPU(c *check) {
+	s := c.start()
+	if st := c.open(s); st != nil {
+		st.exchange("then silence")
+	}
+	c.open(s) // connected, never speaks
+	before, err := s.Usage()
+	require.NoError(c, err)
+	start := time.Now()
+	<-time.After(2 * time.Second) // the window being measured
+	after, err := s.Usage()
+	require.NoError(c, err)
+	share := float64(after.CPU-before.CPU) / float64(time.Since(start))
+	if share >= 0.10 {
+		c.violation("burns-cpu", "idle, the server used %.0f%% of a core", share*100)
+	} else {
+		c.figure("idle CPU %.1f%% of a core", share*100)
+	}
+}
+
+func checkEMFILE(c *check) {
+	s := c.start()
+	b := c.open(s)
+	if b == nil || !b.exchange("served before") {
+		return
+	}
+	free, err := s.LowestFreeFD()
+	require.NoError(c, err)
+	limit, err := s.SetFileLimit(uint64(free))
+	require.NoError(c, err)
+	a := c.open(s) // completes its handshake in the kernel's queue
+	if a == nil || !a.send([]byte("waiting for a descriptor\n")) {
+		return
+	}
+	linesBefore := len(s.Stderr())
+	before, err := s.Usage()
+	require.NoError(c, err)
+	start := time.Now()
+	<-time.After(2 * time.Second) // the window being measured
+	after, err := s.Usage()
+	require.NoError(c, err)
+	window := time.Since(start)
+	share := float64(after.CPU-before.CPU) / float64(window)
+	logged := len(s.Stderr()) - linesBefore
+	if share >= 0.10 {
+		c.violation("burns-cpu", "out of descriptors, the server used %.0f%% of a core", share*100)
+	}
+	assert.LessOrEqual(c, logged, int(window/time.Second)+1, "at most one log line per second:\n%s", strings.Join(s.Stderr(), "\n"))
+	b.exchange("an accepted client is served meanwhile")
+
+	_, err = s.SetFileLimit(limit)
+	require.NoError(c, err)
+	freed := time.Now()
+	c.figure("out of descriptors: %.1f%% of a core, %d log lines in %v", share*100, logged, window.Round(100*time.Millisecond))
+
+	// The client that came while descriptors were out either waited and is
+	// served now, or was closed at once, never left silent. It can be
+	// accepted at all because Linux reserves the descriptor of a blocking
+	// accept before it waits (__sys_accept4_file): 02's accept, blocked
+	// when the limit dropped, still gets one, and then there is none left
+	// to start a child with. Then a new client is served too.
+	switch err := a.tryAwait(len(a.sent), 2*time.Second); {
+	case err == nil:
+		c.figure("the waiting client was served %v after descriptors came free", time.Since(freed).Round(time.Millisecond))
+	case err != errWait && len(a.got) == 0:
+		c.figure("the waiting client was closed (%v)", err)
+	default:
+		c.Errorf("the client that connected while descriptors were out got %d bytes of its answer, then %v", len(a.got), err)
+	}
+	if d := c.open(s); d != nil && d.send([]byte("a new client\n")) && d.await(len(d.sent), 2*time.Second-time.Since(freed)) {
+		c.figure("a new client served %v after descriptors came free", time.Since(freed).Round(time.Millisecond))
+	}
+}
+
+func checkNoLeaks(c *check) {
+	const cycles = 2000
+	s := c.start()
+	_, err := s.SetFileLimit(32)
+	require.NoError(c, err)
+	base, err := s.Usage()
+	require.NoError(c, err)
+	for i := range cycles {
+		st := c.open(s)
+		if st == nil {
+			return
+		}
+		line := fmt.Sprintf("cycle %d\n", i)
+		switch i % 3 {
+		case 0: // an answer, then an orderly close
+			if !st.exchange(line[:len(line)-1]) {
+				return
+			}
+			st.conn.Close()
+		case 1: // a half-close, the answer, the end of the stream
+			st.send([]byte(line))
+			st.conn.CloseWrite()
+			if !st.awaitEOF(lineWait) {
+				return
+			}
+			st.conn.Close()
+		case 2: // an answer, then a reset
+			if !st.exchange(line[:len(line)-1]) {
+				return
+			}
+			st.reset()
+		}
+	}
+	u, ok := settle(c, s, base, 10*time.Second)
+	assert.True(c, ok, "after %d cycles: %d descriptors, %d processes, %d zombies; at the start %d, %d, %d",
+		cycles, u.FDs, u.Procs, u.Zombies, base.FDs, base.Procs, base.Zombies)
+	c.figure("%d cycles under a limit of 32: descriptors %d before, %d after; processes %d, %d",
+		cycles, base.FDs, u.FDs, base.Procs, u.Procs)
+}
+
+func checkOneListener(c *check) {
+	s := c.start()
+	for i := range 3 {
+		if st := c.open(s); st != nil {
+			st.exchange(fmt.Sprintf("client %d", i))
+		}
+	}
+	holders, err := s.ListenerHolders()
+	require.NoError(c, err)
+	assert.Equal(c, []int{s.Pid}, holders, "the processes holding the listening socket")
+	pids, _ := s.Pids()
+	c.figure("%d processes; the listening socket held by %v", len(pids), holders)
+}
+
+// rot13Byte is the ROT13 of one byte, written out here so that the check
+// does not depend on the code it checks.
+func rot13Byte(b byte) byte {
+	switch {
+	case b >= 'a' && b <= 'z':
+		return 'a' + (b-'a'+13)%26
+	case b >= 'A' && b <= 'Z':
+		return 'A' + (b-'A'+13)%26
+	}
+	return b
+}
