@@ -159,9 +159,10 @@ func checkClientFamilies(c *check) {
 }
 
 func checkResponse(c *check) {
+	rng := c.rand()
 	body := make([]byte, 1<<20)
 	for i := range body {
-		body[i] = byte(rand.IntN(256))
+		body[i] = byte(rng.IntN(256))
 	}
 	body = append([]byte("HTTP/1.0 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n\x00"), body...)
 	p := serveHTTP(c, "127.0.0.1:0", reply(string(body)))
@@ -195,9 +196,10 @@ func checkRefused(c *check) {
 }
 
 func checkClientReset(c *check) {
+	rng := c.rand()
 	head := make([]byte, 100<<10)
 	for i := range head {
-		head[i] = byte(rand.IntN(256))
+		head[i] = byte(rng.IntN(256))
 	}
 	p := serveHTTP(c, "127.0.0.1:0", func(conn *net.TCPConn, _ []byte) {
 		conn.Write(head)
@@ -234,4 +236,3 @@ func checkClientTrace(c *check) {
 		assert.True(c, found, "-trace shows %s:\n%s", want.what, r.Stderr)
 	}
 }
-

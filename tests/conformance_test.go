@@ -18,7 +18,9 @@ package tests
 
 import (
 	"context"
+	"flag"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"sort"
@@ -189,6 +191,20 @@ func (c *check) violation(kind, format string, args ...any) {
 		return
 	}
 	c.Errorf("%s: %s", kind, msg)
+}
+
+var seedFlag = flag.Uint64("seed", 0, "the seed of the checks' random data; 0 picks one, which each check prints")
+
+// rand returns a source of random data for the check, seeded by -seed or
+// at random, and prints the seed so that a failure can be replayed:
+// go test -run 'Conformance/02-forking-server/pipelined' -seed N.
+func (c *check) rand() *rand.Rand {
+	seed := *seedFlag
+	if seed == 0 {
+		seed = rand.Uint64()
+	}
+	c.figure("seed %d", seed)
+	return rand.New(rand.NewPCG(seed, seed))
 }
 
 // deadline returns when the check must be done.

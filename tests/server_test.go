@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"strings"
 	"sync"
@@ -331,9 +330,7 @@ func checkLineLatency(c *check) {
 
 func checkPipelined(c *check) {
 	s := c.start()
-	seed := rand.Uint64()
-	c.figure("seed %d", seed)
-	rng := rand.New(rand.NewPCG(seed, 1))
+	rng := c.rand()
 	for _, n := range []int{1, 3} {
 		st := c.open(s)
 		if st == nil {

@@ -1,13 +1,9 @@
 package stagetest
 
 import (
-	"errors"
 	"syscall"
 	"time"
 )
-
-// errNoProc is what the measurements return where there is no /proc.
-var errNoProc = errors.New("stagetest: process measurements need Linux's /proc")
 
 // Usage is what a server's processes hold and have used, summed over its
 // process group: the server and every child it started.

@@ -2,6 +2,7 @@ package stagetest
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -210,4 +211,29 @@ func listeningInodes(table string, port uint16, inodes map[string]bool) error {
 		}
 	}
 	return sc.Err()
+}
+
+// WaitInSyscall waits until a thread of the server process is blocked in
+// the system call numbered nr (unix.SYS_ACCEPT4, unix.SYS_EPOLL_WAIT), as
+// /proc/PID/task/TID/syscall shows it, or until ctx ends. A test uses it to
+// act at a known point of the server's loop, without sleeping.
+func (s *Server) WaitInSyscall(ctx context.Context, nr uintptr) error {
+	want := strconv.FormatUint(uint64(nr), 10) + " "
+	for {
+		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", s.Pid))
+		if err != nil {
+			return err
+		}
+		for _, t := range tasks {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/syscall", s.Pid, t.Name()))
+			if err == nil && strings.HasPrefix(string(b), want) {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("no thread of %d blocked in system call %d: %w", s.Pid, nr, ctx.Err())
+		case <-time.After(time.Millisecond):
+		}
+	}
 }

@@ -2,6 +2,14 @@
 
 package stagetest
 
+import (
+	"context"
+	"errors"
+)
+
+// errNoProc is what the measurements return where there is no /proc.
+var errNoProc = errors.New("stagetest: process measurements need Linux's /proc")
+
 // Usage measures the server's process group; it needs Linux's /proc.
 func (s *Server) Usage() (Usage, error) { return Usage{}, errNoProc }
 
@@ -16,3 +24,7 @@ func (s *Server) LowestFreeFD() (int, error) { return 0, errNoProc }
 
 // ListenerHolders returns who holds the listening socket; it needs /proc.
 func (s *Server) ListenerHolders() ([]int, error) { return nil, errNoProc }
+
+// WaitInSyscall waits until the server is blocked in a system call; it
+// needs /proc.
+func (s *Server) WaitInSyscall(ctx context.Context, nr uintptr) error { return errNoProc }

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"tinyasync/pkg/stagetest"
+)
+
+// These tests check the fixes to the book's forking server that the
+// conformance suite (tests/) does not see from the contract alone. They run
+// the built server as a process, like the suite.
+
+func TestMain(m *testing.M) { stagetest.Main(m) }
+
+// exchange sends line and reads its answer.
+func exchange(t *testing.T, c io.ReadWriter, line string) {
+	t.Helper()
+	_, err := c.Write([]byte(line + "\n"))
+	require.NoError(t, err)
+	got := make([]byte, len(line)+1)
+	_, err = io.ReadFull(c, got)
+	require.NoError(t, err)
+	want := []byte(line + "\n")
+	for i, b := range want {
+		switch {
+		case b >= 'a' && b <= 'z':
+			want[i] = 'a' + (b-'a'+13)%26
+		case b >= 'A' && b <= 'Z':
+			want[i] = 'A' + (b-'A'+13)%26
+		}
+	}
+	assert.Equal(t, string(want), string(got))
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+// TestChildReadsWhatHasArrived: the book's child calls recv once per byte;
+// this one reads what has arrived. A 10 KiB line takes a handful of reads,
+// not 10241.
+func TestChildReadsWhatHasArrived(t *testing.T) {
+	s := stagetest.Build(t, "02-forking-server").Start(t, "-trace")
+	c := s.Dial(t)
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	exchange(t, c, strings.Repeat("abcdefghij", 1024))
+	c.Close()
+	_, err := s.WaitStderr(ctx(t), func(l string) bool { return strings.HasPrefix(l, "reap child") })
+	require.NoError(t, err)
+	reads := 0
+	for _, l := range s.Stderr() {
+		if strings.Contains(l, "] read ") {
+			reads++
+		}
+	}
+	assert.Less(t, reads, 20, "reads for 10241 bytes:\n%s", strings.Join(s.Stderr(), "\n"))
+	t.Logf("%d reads for a 10241-byte line", reads)
+}
+
+// TestForkFailureDropsOnlyThatClient: the book's parent takes a failed
+// fork (-1) for its own return and carries on with the connection open.
+// Here the client is closed at once, the failure is logged, and the other
+// clients, and the next ones, are served.
+//
+// The fork is made to fail by leaving the parent no descriptor for the
+// pipe syscall.ForkExec opens: the limit drops while the parent waits in
+// accept, which on Linux has already reserved the descriptor the next
+// connection gets.
+func TestForkFailureDropsOnlyThatClient(t *testing.T) {
+	s := stagetest.Build(t, "02-forking-server").Start(t)
+	b := s.Dial(t)
+	b.SetDeadline(time.Now().Add(10 * time.Second))
+	exchange(t, b, "served before")
+
+	require.NoError(t, s.WaitInSyscall(ctx(t), unix.SYS_ACCEPT4))
+	free, err := s.LowestFreeFD()
+	require.NoError(t, err)
+	limit, err := s.SetFileLimit(uint64(free))
+	require.NoError(t, err)
+
+	a := s.Dial(t)
+	a.SetDeadline(time.Now().Add(2 * time.Second))
+	a.Write([]byte("no child for me\n"))
+	n, err := a.Read(make([]byte, 100))
+	assert.Zero(t, n, "no answer without a child")
+	assert.Error(t, err, "the client is closed (EOF or reset), not left waiting")
+	assert.NotContains(t, fmt.Sprint(err), "timeout", "the client is closed, not left waiting")
+	_, err = s.WaitStderr(ctx(t), func(l string) bool {
+		return strings.Contains(l, "fork:") && strings.Contains(l, "too many open files")
+	})
+	assert.NoError(t, err, "the failed fork is logged:\n%s", strings.Join(s.Stderr(), "\n"))
+
+	exchange(t, b, "the other client is still served")
+	_, err = s.SetFileLimit(limit)
+	require.NoError(t, err)
+	c := s.Dial(t)
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	exchange(t, c, "and the next one")
+}
+
+// TestChildEndsQuietlyWhenClientResets: a client that resets in the middle
+// of a line ends its child with exit status 0, never a signal, and nothing
+// on stderr without -trace.
+func TestChildEndsQuietlyWhenClientResets(t *testing.T) {
+	s := stagetest.Build(t, "02-forking-server").Start(t, "-trace")
+	c := s.Dial(t)
+	c.Write([]byte("half a line"))
+	_, err := s.WaitStderr(ctx(t), func(l string) bool { return strings.Contains(l, "] read 11 ") })
+	require.NoError(t, err)
+	c.SetLinger(0)
+	c.Close()
+	line, err := s.WaitStderr(ctx(t), func(l string) bool { return strings.HasPrefix(l, "reap child") })
+	require.NoError(t, err)
+	assert.True(t, strings.HasSuffix(line, ": exit status 0"), "%q", line)
+	for _, l := range s.Stderr()[1:] {
+		assert.False(t, strings.HasPrefix(l, "02-forking-server: "), "only trace lines, no log line: %q", l)
+	}
+}

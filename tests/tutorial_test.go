@@ -1,0 +1,155 @@
+package tests
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"tinyasync/pkg/stagetest"
+)
+
+// TestTutorialExcerpts keeps TUTORIAL.md's code true to the source: every
+// Go block in it must start with a comment naming the file it comes from
+// (// 02-forking-server/main.go), and its lines must appear in that file,
+// in order and unchanged. A line "// ..." (at any indentation) marks lines
+// left out.
+func TestTutorialExcerpts(t *testing.T) {
+	root, err := stagetest.ModuleRoot()
+	require.NoError(t, err)
+	blocks, err := goBlocks(filepath.Join(root, "TUTORIAL.md"))
+	require.NoError(t, err)
+	require.NotEmpty(t, blocks, "TUTORIAL.md shows no Go")
+	for _, b := range blocks {
+		name := fmt.Sprintf("TUTORIAL.md:%d", b.line)
+		if !assert.NotEmpty(t, b.lines, name) {
+			continue
+		}
+		src, ok := strings.CutPrefix(b.lines[0], "// ")
+		if !assert.True(t, ok && strings.HasSuffix(src, ".go"), "%s: a Go excerpt starts with // path/to/file.go, not %q", name, b.lines[0]) {
+			continue
+		}
+		text, err := os.ReadFile(filepath.Join(root, src))
+		if !assert.NoError(t, err, name) {
+			continue
+		}
+		file := strings.Split(string(text), "\n")
+		at := 0
+		for _, piece := range pieces(b.lines[1:]) {
+			i := find(file, piece, at)
+			if !assert.True(t, i >= 0, "%s: these lines are not in %s (after line %d), or not in this order:\n%s",
+				name, src, at, strings.Join(piece, "\n")) {
+				break
+			}
+			at = i + len(piece)
+		}
+	}
+}
+
+// TestTutorialErrata keeps TUTORIAL.md's errata as long as the code's: each
+// file's "Unlike the book:" comments are counted, and the errata must list
+// as many entries naming that file.
+func TestTutorialErrata(t *testing.T) {
+	root, err := stagetest.ModuleRoot()
+	require.NoError(t, err)
+	inCode := map[string]int{}
+	err = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return err
+		}
+		text, err := os.ReadFile(path)
+		if n := strings.Count(string(text), "Unlike the book"); n > 0 {
+			rel, _ := filepath.Rel(root, path)
+			inCode[rel] = n
+		}
+		return err
+	})
+	require.NoError(t, err)
+	require.NotEmpty(t, inCode)
+
+	tut, err := os.ReadFile(filepath.Join(root, "TUTORIAL.md"))
+	require.NoError(t, err)
+	_, errata, found := strings.Cut(string(tut), "\n## Errata")
+	require.True(t, found, "TUTORIAL.md has an Errata section")
+	errata, _, _ = strings.Cut(errata, "\n## ")
+	entry := regexp.MustCompile("(?m)^\\| `([^`]+\\.go)`")
+	listed := map[string]int{}
+	for _, m := range entry.FindAllStringSubmatch(errata, -1) {
+		listed[m[1]]++
+	}
+	assert.Equal(t, inCode, listed, "\"Unlike the book\" comments per file, in the code and in TUTORIAL.md's errata table")
+}
+
+type block struct {
+	line  int // where the block starts in TUTORIAL.md
+	lines []string
+}
+
+// goBlocks returns the ```go fenced blocks of a Markdown file.
+func goBlocks(path string) ([]block, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var blocks []block
+	var cur *block
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		l := sc.Text()
+		switch {
+		case cur == nil && strings.TrimSpace(l) == "```go":
+			cur = &block{line: n}
+		case cur != nil && strings.TrimSpace(l) == "```":
+			blocks = append(blocks, *cur)
+			cur = nil
+		case cur != nil:
+			cur.lines = append(cur.lines, l)
+		}
+	}
+	return blocks, sc.Err()
+}
+
+// pieces splits an excerpt at its "// ..." lines.
+func pieces(lines []string) [][]string {
+	var out [][]string
+	var cur []string
+	for _, l := range lines {
+		if strings.TrimSpace(l) == "// ..." {
+			if len(cur) > 0 {
+				out = append(out, cur)
+			}
+			cur = nil
+			continue
+		}
+		cur = append(cur, l)
+	}
+	if len(cur) > 0 {
+		out = append(out, cur)
+	}
+	return out
+}
+
+// find returns where piece appears in file as consecutive lines, at or
+// after from, or -1.
+func find(file, piece []string, from int) int {
+	for i := from; i+len(piece) <= len(file); i++ {
+		match := true
+		for j, l := range piece {
+			if file[i+j] != l {
+				match = false
+				break
+			}
+		}
+		if match {
+			return i
+		}
+	}
+	return -1
+}
