@@ -112,7 +112,7 @@ func main() {
 //
 // Unlike the book, which tries only the first address: a name often has an
 // IPv6 and an IPv4 address, and a server may listen on only one of them
-// (localhost is ::1 and 127.0.0.1).
+// (localhost is often both ::1 and 127.0.0.1).
 func connect(addrs []netip.Addr, port uint16) (int, error) {
 	var failures []string
 	for _, addr := range addrs {
@@ -125,20 +125,13 @@ func connect(addrs []netip.Addr, port uint16) (int, error) {
 		// on in the background, and calling it again fails with EALREADY.
 		// Go's signal handlers use SA_RESTART, so Linux resumes the wait
 		// itself.
-		err = unix.Connect(fd, sa)
-		trace.Printf("socket fd %d, connect %s: %v", fd, evutil.SockaddrString(sa), errOrOK(err))
-		if err == nil {
+		if err = unix.Connect(fd, sa); err == nil {
+			trace.Printf("socket fd %d, connect %s: connected", fd, evutil.SockaddrString(sa))
 			return fd, nil
 		}
+		trace.Printf("socket fd %d, connect %s: %v", fd, evutil.SockaddrString(sa), err)
 		unix.Close(fd)
 		failures = append(failures, fmt.Sprintf("%s: %v", evutil.SockaddrString(sa), err))
 	}
 	return -1, fmt.Errorf("connect: %s", strings.Join(failures, "; "))
-}
-
-func errOrOK(err error) any {
-	if err == nil {
-		return "connected"
-	}
-	return err
 }
