@@ -88,6 +88,15 @@ func checkListeningLine(c *check) {
 	l.Close()
 	s2 := c.start("-listen", addr)
 	assert.Equal(c, addr, s2.Addr)
+
+	// No host: every IPv4 address, loopback included.
+	s3 := c.start("-listen", ":0")
+	host, port, err = net.SplitHostPort(s3.Addr)
+	require.NoError(c, err)
+	assert.Equal(c, "0.0.0.0", host, "-listen :0 listens on every IPv4 address")
+	if st := c.open(s3); st != nil {
+		st.exchange("reached through 127.0.0.1")
+	}
 }
 
 func checkIPv6(c *check) {

@@ -9,3 +9,6 @@ import "syscall"
 func groupAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true}
 }
+
+// adoptOrphans does nothing here: only Linux has child subreapers.
+func adoptOrphans() {}

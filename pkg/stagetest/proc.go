@@ -22,7 +22,26 @@ func killGroup(pgid int) error {
 }
 
 // Gone reports whether no process of the server's group is left, zombies
-// included: the kernel has forgotten all of them.
+// included: the kernel has forgotten all of them. Once the server itself
+// has exited, its orphans are the test process's to reap (adoptOrphans),
+// and Gone reaps those that have exited.
 func (s *Server) Gone() bool {
-	return syscall.Kill(-s.Pid, 0) == syscall.ESRCH
+	select {
+	case <-s.exited:
+		return groupGone(s.Pid)
+	default:
+		return false
+	}
+}
+
+// groupGone reaps the exited orphans of the group pgid, whose leader the
+// caller has already reaped, and reports whether any process is left.
+func groupGone(pgid int) bool {
+	for {
+		pid, err := syscall.Wait4(-pgid, nil, syscall.WNOHANG, nil)
+		if pid <= 0 || err != nil {
+			break
+		}
+	}
+	return syscall.Kill(-pgid, 0) == syscall.ESRCH
 }

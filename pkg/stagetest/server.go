@@ -54,6 +54,7 @@ func (st Stage) StartErr(args ...string) (*Server, error) {
 	if !hasListen {
 		args = append([]string{"-listen", "127.0.0.1:0"}, args...)
 	}
+	adoptOrphans()
 	s := &Server{Stage: st, cmd: st.command(args), exited: make(chan struct{})}
 	s.stderr.init()
 	pr, pw, err := os.Pipe()
@@ -112,7 +113,16 @@ func (s *Server) Dial(t testing.TB) *net.TCPConn {
 
 // DialErr connects to the server; it is safe to call from any goroutine.
 func (s *Server) DialErr() (*net.TCPConn, error) {
-	c, err := net.DialTimeout("tcp", s.Addr, 10*time.Second)
+	addr := s.Addr
+	if host, port, err := net.SplitHostPort(addr); err == nil {
+		switch host {
+		case "0.0.0.0": // every address: reach it through loopback
+			addr = net.JoinHostPort("127.0.0.1", port)
+		case "::":
+			addr = net.JoinHostPort("::1", port)
+		}
+	}
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
 	if err != nil {
 		return nil, err
 	}
@@ -144,21 +154,37 @@ func (s *Server) Exited() <-chan struct{} {
 // Wait waits up to timeout for the server process to exit, and returns its
 // state, or nil if it is still running.
 func (s *Server) Wait(timeout time.Duration) *os.ProcessState {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-s.exited:
+	case <-t.C:
+	}
 	select {
 	case <-s.exited:
 		return s.state
-	case <-time.After(timeout):
+	default:
 		return nil
 	}
 }
 
-// Kill kills the server and everything in its process group, and waits for
-// the server process to be gone.
+// Kill kills the server and everything in its process group, and waits up
+// to 10 s for all of them to be gone. Its children, orphaned, are reaped by
+// init, a moment after the server itself.
 func (s *Server) Kill() {
 	killGroup(s.Pid)
+	deadline := time.After(10 * time.Second)
 	select {
 	case <-s.exited:
-	case <-time.After(10 * time.Second):
+	case <-deadline:
+		return
+	}
+	for !s.Gone() {
+		select {
+		case <-deadline:
+			return
+		case <-time.After(time.Millisecond): // polls a condition; orders nothing
+		}
 	}
 }
 

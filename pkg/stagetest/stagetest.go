@@ -156,12 +156,19 @@ func (st Stage) Run(t testing.TB, timeout time.Duration, args ...string) Result 
 	cmd := st.command(args)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	adoptOrphans()
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", st.Name, err)
 	}
-	stop := context.AfterFunc(ctx, func() { killGroup(cmd.Process.Pid) })
+	pgid := cmd.Process.Pid
+	stop := context.AfterFunc(ctx, func() { killGroup(pgid) })
 	err := cmd.Wait()
 	stop()
+	// Whatever it left behind goes too.
+	killGroup(pgid)
+	for deadline := time.Now().Add(5 * time.Second); !groupGone(pgid) && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond) // polls a condition; orders nothing
+	}
 	r := Result{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), TimedOut: ctx.Err() != nil}
 	var ee *exec.ExitError
 	switch {

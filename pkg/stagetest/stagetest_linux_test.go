@@ -1,0 +1,143 @@
+package stagetest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"tinyasync/pkg/evutil"
+)
+
+// The harness is tested on a stand-in for a stage: this test binary,
+// started again with STAGETEST_HELPER set, which acts as a small server.
+
+func TestMain(m *testing.M) {
+	switch os.Getenv("STAGETEST_HELPER") {
+	case "server":
+		helperServer()
+	case "exit":
+		fmt.Print("to stdout")
+		fmt.Fprint(os.Stderr, "one\n\ntwo\n")
+		os.Exit(3)
+	case "silent":
+		fmt.Fprintln(os.Stderr, "no listening line, and gone")
+		os.Exit(1)
+	default:
+		Main(m)
+	}
+}
+
+// helperServer listens where -listen says, starts one child that exits at
+// once and is never reaped (a zombie) and one that lives on, and accepts
+// and closes connections in a blocking accept.
+func helperServer() {
+	addr := "127.0.0.1:0"
+	for i, a := range os.Args {
+		if a == "-listen" && i+1 < len(os.Args) {
+			addr = os.Args[i+1]
+		}
+	}
+	fd, err := evutil.Listen(addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	zombie := exec.Command("true")
+	sleeper := exec.Command("sleep", "60")
+	if zombie.Start() != nil || sleeper.Start() != nil {
+		os.Exit(1)
+	}
+	local, _ := evutil.LocalAddr(fd)
+	fmt.Fprintf(os.Stderr, "helper: listening on %s\n", local)
+	for {
+		nfd, _, err := evutil.Accept(fd)
+		if err == nil {
+			fmt.Fprintf(os.Stderr, "accepted fd %d\n", nfd)
+			unix.Close(nfd)
+		}
+	}
+}
+
+func helper(mode string) Stage {
+	return Stage{Name: "helper-" + mode, Bin: os.Args[0], Env: []string{"STAGETEST_HELPER=" + mode}}
+}
+
+func TestServerMeasuresItsProcessGroup(t *testing.T) {
+	s := helper("server").Start(t)
+	assert.True(t, strings.HasPrefix(s.Addr, "127.0.0.1:"), s.Addr)
+	assert.NotEqual(t, "0", s.Port())
+
+	// The child that exited stays a zombie: the helper never reaps it.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var u Usage
+	for u.Zombies == 0 && ctx.Err() == nil {
+		var err error
+		u, err = s.Usage()
+		require.NoError(t, err)
+	}
+	assert.Equal(t, 3, u.Procs, "the helper, its sleeper and its zombie")
+	assert.Equal(t, 1, u.Zombies)
+	assert.Positive(t, u.RSS)
+	assert.GreaterOrEqual(t, u.Threads, 3)
+	assert.GreaterOrEqual(t, u.FDs, 4+3, "stdio and the listener, and the sleeper's stdio")
+	pids, err := s.Pids()
+	require.NoError(t, err)
+	assert.Len(t, pids, 3)
+	assert.Equal(t, s.Pid, pids[0])
+
+	holders, err := s.ListenerHolders()
+	require.NoError(t, err)
+	assert.Equal(t, []int{s.Pid}, holders, "only the helper holds its listening socket")
+
+	// Blocked in accept, it holds one more descriptor than it shows.
+	require.NoError(t, s.WaitInSyscall(ctx, unix.SYS_ACCEPT4))
+	free, err := s.LowestFreeFD()
+	require.NoError(t, err)
+	old, err := s.SetFileLimit(uint64(free + 1))
+	require.NoError(t, err)
+	var lim unix.Rlimit
+	require.NoError(t, unix.Prlimit(s.Pid, unix.RLIMIT_NOFILE, nil, &lim))
+	assert.EqualValues(t, free+1, lim.Cur)
+	_, err = s.SetFileLimit(old)
+	require.NoError(t, err)
+
+	c := s.Dial(t)
+	c.Close()
+	line, err := s.WaitStderr(ctx, func(l string) bool { return strings.HasPrefix(l, "accepted fd") })
+	require.NoError(t, err)
+	assert.Equal(t, fmt.Sprintf("accepted fd %d", free), line, "the descriptor accept reserved")
+	assert.Contains(t, s.Stderr()[0], "listening on "+s.Addr)
+
+	s.Kill()
+	assert.True(t, s.Gone(), "Kill ends the whole group, the sleeper and the zombie included")
+	state := s.Wait(0)
+	require.NotNil(t, state)
+	assert.False(t, state.Exited(), "killed by a signal")
+}
+
+func TestRun(t *testing.T) {
+	r := helper("exit").Run(t, 10*time.Second)
+	assert.Equal(t, 3, r.ExitCode)
+	assert.Equal(t, "to stdout", string(r.Stdout))
+	assert.Equal(t, []string{"one", "two"}, r.StderrLines())
+	assert.False(t, r.TimedOut)
+
+	r = Stage{Name: "sleep", Bin: "/bin/sh"}.Run(t, 100*time.Millisecond, "-c", "sleep 30 & sleep 30")
+	assert.True(t, r.TimedOut)
+	assert.Equal(t, -1, r.ExitCode, "killed")
+}
+
+func TestStartReportsAServerThatNeverListens(t *testing.T) {
+	_, err := helper("silent").StartErr()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "no listening line, and gone", "the error shows the server's stderr")
+}
