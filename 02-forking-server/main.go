@@ -14,7 +14,6 @@
 package main
 
 import (
-	"bytes"
 	"flag"
 	"io"
 	"log"
@@ -48,48 +47,40 @@ var trace = log.New(io.Discard, "", 0)
 //
 // Unlike the book, which calls recv once per byte (a system call for every
 // byte), it reads what has arrived, up to MAX_LINE bytes, and answers all
-// the complete lines in it with one send.
+// the complete lines in it with one send. A rot13.Stream keeps the line
+// being read: it is the book's outbuf, with the book's bugs fixed.
 func child(fd int) {
 	defer unix.Close(fd)
-	buf := make([]byte, evutil.MaxLine)
-	used := 0
-	for {
-		n, err := evutil.IgnoringEINTRIO(unix.Read, fd, buf[used:])
-		if err != nil {
+	var lines rot13.Stream
+	for !lines.Done() {
+		n, err := evutil.IgnoringEINTRIO(unix.Read, fd, lines.Space())
+		switch {
+		case err != nil:
 			trace.Printf("read from fd %d: %v", fd, err) // a reset: nobody to answer
 			return
-		}
-		if n == 0 {
+		case n == 0:
+			// Unlike the book, which drops it: the last line goes out
+			// even without its newline.
 			trace.Printf("read from fd %d: end of stream", fd)
-			break
+			lines.End()
+		default:
+			trace.Printf("read %d from fd %d", n, fd)
+			lines.Received(n)
 		}
-		trace.Printf("read %d from fd %d", n, fd)
-		rot13.InPlace(buf[used : used+n])
-		used += n
-
-		end := bytes.LastIndexByte(buf[:used], '\n') + 1
-		if used == len(buf) {
-			// Unlike the book, which drops what passes MAX_LINE: a full
-			// buffer with no newline goes out as it is.
-			end = used
-		}
-		if end == 0 {
+		out := lines.Ready()
+		if len(out) == 0 {
 			continue // no complete line yet
 		}
 		// Unlike the book, whose send ignores what it returns: send it all
 		// (evutil.WriteAll says why a send can fall short). While the
 		// client does not read, this waits and reads nothing more: that is
 		// this server's back-pressure.
-		if err := evutil.WriteAll(fd, buf[:end]); err != nil {
+		if err := evutil.WriteAll(fd, out); err != nil {
 			trace.Printf("write to fd %d: %v", fd, err)
 			return
 		}
-		trace.Printf("write %d to fd %d", end, fd)
-		used = copy(buf, buf[end:used])
-	}
-	// Unlike the book, which drops it: the last line, even unterminated.
-	if used > 0 && evutil.WriteAll(fd, buf[:used]) == nil {
-		trace.Printf("write %d to fd %d", used, fd)
+		trace.Printf("write %d to fd %d", len(out), fd)
+		lines.Sent(len(out))
 	}
 }
 
@@ -119,11 +110,7 @@ func run(listenAddr, self string, childArgs []string) {
 	signal.Notify(stop, unix.SIGINT, unix.SIGTERM)
 	go stopOnSignal(stop)
 
-	// NOTE: Go's runtime opens two descriptors of its own (an epoll and an
-	// eventfd) the first time a goroutine sleeps. Have it do so now: if
-	// that first came when accept fails with EMFILE, below, the runtime
-	// would fail to open them and end the program ("netpollinit failed").
-	time.Sleep(time.Nanosecond)
+	evutil.StartRuntimePoller() // before descriptors can run out (see there)
 
 	log.Printf("listening on %s", addr)
 	var warn evutil.Throttle // out of descriptors: a line a second at most

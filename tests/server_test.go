@@ -130,19 +130,28 @@ func checkListenErrors(c *check) {
 	}
 }
 
-// checkStop stops a server that is busy: 100 clients that have each been
-// answered (for 02, 100 live children), one in the middle of a line, and one
-// in the middle of a transfer in both directions.
+// checkStop stops a server that is busy: 100 clients that have each sent a
+// line and been answered (for 02, 100 live children), one in the middle of
+// a line, and one in the middle of a transfer in both directions.
 func checkStop(c *check, sig syscall.Signal) {
 	s := c.start()
-	var clients []*stream
-	for i := range 100 {
-		st := c.open(s)
-		if st == nil || !st.exchange(fmt.Sprintf("client %d", i)) {
+	clients := make([]*stream, 100)
+	var wg sync.WaitGroup
+	for i := range clients {
+		if clients[i] = c.open(s); clients[i] == nil {
 			return
 		}
-		clients = append(clients, st)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st := clients[i]
+			st.send([]byte(fmt.Sprintf("client %d\n", i)))
+			if !c.stage.stalls() {
+				st.awaitAll(10 * time.Second)
+			}
+		}()
 	}
+	wg.Wait()
 	if mid := c.open(s); mid != nil && mid.send([]byte("half a li")) {
 		clients = append(clients, mid)
 	}
@@ -158,10 +167,12 @@ func checkStop(c *check, sig syscall.Signal) {
 			}
 		}
 	}()
-	// The transfer is under way once answers flow.
-	busy.conn.SetReadDeadline(time.Now().Add(lineWait))
-	if _, err := io.ReadFull(busy.conn, make([]byte, 64<<10)); err != nil {
-		c.Errorf("the busy client got no answers: %v", err)
+	if !c.stage.stalls() {
+		// The transfer is under way once answers flow.
+		busy.conn.SetReadDeadline(time.Now().Add(lineWait))
+		if _, err := io.ReadFull(busy.conn, make([]byte, 64<<10)); err != nil {
+			c.Errorf("the busy client got no answers: %v", err)
+		}
 	}
 	u, err := s.Usage()
 	require.NoError(c, err)
@@ -364,6 +375,7 @@ func checkPipelined(c *check) {
 		st.sent = data
 		st.await(len(data), 10*time.Second)
 		wg.Wait()
+		st.conn.Close()
 	}
 }
 
@@ -445,10 +457,28 @@ func checkHalfClose(c *check) {
 
 func checkResetIsolation(c *check) {
 	s := c.start()
+	// B exchanges lines all along, while the others reset and vanish.
 	b := c.open(s)
 	if b == nil || !b.exchange("before") {
 		return
 	}
+	stop := make(chan bool)
+	exchanges := make(chan int)
+	go func() {
+		n := 0
+		defer func() { exchanges <- n }()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if !b.exchange(fmt.Sprintf("exchange %d", n)) {
+				return
+			}
+			n++
+		}
+	}()
 	if a := c.open(s); a != nil { // half a line, then a reset
 		a.send([]byte("half a li"))
 		a.reset()
@@ -462,7 +492,10 @@ func checkResetIsolation(c *check) {
 		v.send([]byte("two\n"))
 		v.conn.Close()
 	}
+	close(stop)
+	c.figure("the other client's %d exchanges all answered meanwhile", <-exchanges)
 	b.exchange("after")
+	b.conn.Close()
 	if d := c.open(s); d != nil {
 		d.exchange("a new client")
 	}
@@ -486,10 +519,14 @@ func checkConcurrency(c *check) {
 	start := time.Now()
 	err := b.tryAwait(len(b.sent), lineWait)
 	if err == errWait {
-		// Free the first client, and see how long the second one waited.
+		// Let the first client finish and go, and see how long the
+		// second one waited.
 		a.send([]byte("is\n"))
+		a.awaitAll(lineWait)
+		a.conn.Close()
 		b.await(len(b.sent), 10*time.Second)
 		c.violation("stall", "the second client waited %v, until the first sent its newline", time.Since(start).Round(time.Millisecond))
+		return
 	} else if err == nil {
 		c.figure("second client answered in %v", time.Since(start).Round(100*time.Microsecond))
 		a.send([]byte("is\n"))
@@ -497,9 +534,15 @@ func checkConcurrency(c *check) {
 	a.awaitAll(lineWait)
 }
 
+// checkManyClients connects 2000 clients at once. Half of them speak while
+// the other half stay silent, then the silent half speak. A stage built on
+// select serves those whose descriptor is below FD_SETSIZE and must close
+// the others at once; every other stage serves them all.
 func checkManyClients(c *check) {
 	const n = 2000
 	s := c.start()
+	idle, err := s.Usage()
+	require.NoError(c, err)
 	start := time.Now()
 	clients := make([]*stream, n)
 	var wg sync.WaitGroup
@@ -520,22 +563,93 @@ func checkManyClients(c *check) {
 			return
 		}
 	}
-	var answered atomic.Int64
-	for i, st := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if st.send([]byte(fmt.Sprintf("client %d of %d\n", i, n))) && st.await(len(st.sent), 60*time.Second) {
-				answered.Add(1)
+
+	// outcome: 0 answered, 1 closed by the server, 2 still waiting.
+	outcome := make([]int, n)
+	speak := func(parity int, within time.Duration) {
+		var wg sync.WaitGroup
+		for i, st := range clients {
+			if i%2 != parity {
+				continue
 			}
-		}()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := st.conn.Write([]byte(fmt.Sprintf("client %d of %d\n", i, n))); err != nil {
+					outcome[i] = 1 // closed before it could speak
+					return
+				}
+				st.sent = []byte(fmt.Sprintf("client %d of %d\n", i, n))
+				outcome[i] = waitOutcome(st, within)
+			}()
+		}
+		wg.Wait()
 	}
-	wg.Wait()
-	assert.EqualValues(c, n, answered.Load(), "clients answered")
+	count := func(which int) (k int) {
+		for _, o := range outcome {
+			if o == which {
+				k++
+			}
+		}
+		return k
+	}
+	phase := time.Now()
+	speak(0, 10*time.Second)
+	if waiting := count(2); waiting > 0 {
+		c.violation("stall", "%d of the %d clients that spoke were not answered in %v while the other %d were silent",
+			waiting, n/2, time.Since(phase).Round(time.Second), n/2)
+		return
+	}
+	speak(1, 10*time.Second)
+	answered, closed, waiting := count(0), count(1), count(2)
 	u, err := s.Usage()
 	require.NoError(c, err)
-	c.figure("%d clients connected in %v, all answered after %v; %d processes, %d threads, %s RSS",
-		n, connected.Round(time.Millisecond), time.Since(start).Round(time.Millisecond), u.Procs, u.Threads, mib(u.RSS))
+	c.figure("%d clients connected in %v; %d answered, %d closed by the server, after %v; %d processes, %d threads, %s RSS",
+		n, connected.Round(time.Millisecond), answered, closed, time.Since(start).Round(time.Millisecond), u.Procs, u.Threads, mib(u.RSS))
+	assert.Zero(c, waiting, "clients neither answered nor closed: left in silence")
+	if !c.stage.fdSetSize {
+		assert.Equal(c, n, answered, "clients answered")
+		return
+	}
+
+	// Past FD_SETSIZE: closed at once, logged at most a line a second,
+	// the rest served, and new clients served once descriptors are free.
+	assert.GreaterOrEqual(c, answered, 900, "clients below FD_SETSIZE are served")
+	assert.Positive(c, closed, "2000 descriptors cannot all be below FD_SETSIZE")
+	logged := 0
+	for _, l := range s.Stderr() {
+		if strings.Contains(l, "FD_SETSIZE") {
+			logged++
+		}
+	}
+	assert.LessOrEqual(c, logged, int(time.Since(start)/time.Second)+1, "lines about FD_SETSIZE: at most one a second")
+	for _, st := range clients {
+		st.conn.Close()
+	}
+	if u, ok := settle(c, s, idle, 10*time.Second); !ok {
+		c.Errorf("after every client closed, the server holds %d descriptors, against %d at the start", u.FDs, idle.FDs)
+	}
+	for i := range 100 {
+		if st := c.open(s); st != nil {
+			st.exchange(fmt.Sprintf("afterwards %d", i))
+		}
+	}
+}
+
+// waitOutcome waits for st's answer: 0 if it came, 1 if the server closed
+// the connection instead, 2 if neither happened within the time given.
+func waitOutcome(st *stream, within time.Duration) int {
+	switch err := st.tryAwait(len(st.sent), within); {
+	case err == nil:
+		return 0
+	case err == errWait:
+		return 2
+	case len(st.got) == 0:
+		return 1
+	default:
+		st.c.Errorf("answer cut short after %d bytes: %v", len(st.got), err)
+		return 1
+	}
 }
 
 func checkBackPressure(c *check) {
@@ -543,9 +657,8 @@ func checkBackPressure(c *check) {
 	s := c.start()
 	base, err := s.Usage()
 	require.NoError(c, err)
-	other := c.open(s)
 	a := c.open(s)
-	if other == nil || a == nil || !other.exchange("before") {
+	if a == nil {
 		return
 	}
 
@@ -596,7 +709,36 @@ func checkBackPressure(c *check) {
 		c.Errorf("the server read all %s without the client reading: no back-pressure", mib(total))
 	}
 	stalled := written.Load()
-	other.exchange("while the other client is stalled")
+
+	// Another client, meanwhile, is served as before.
+	other := c.open(s)
+	if other == nil {
+		return
+	}
+	other.send([]byte("while the first client reads nothing\n"))
+	start := time.Now()
+	err = other.tryAwait(len(other.sent), lineWait)
+	switch err {
+	case nil:
+		c.figure("another client answered in %v meanwhile", time.Since(start).Round(100*time.Microsecond))
+	case errWait:
+		// It is served, if ever, once the first client reads; then it
+		// goes, so that it cannot stall anything in its turn.
+		otherDone := make(chan time.Duration, 1)
+		go func() {
+			other.tryAwait(len(other.sent), 60*time.Second)
+			otherDone <- time.Since(start)
+			other.conn.Close()
+		}()
+		defer func() {
+			c.violation("stall", "another client waited %v, until the first read its answers", (<-otherDone).Round(time.Millisecond))
+		}()
+	default:
+		c.Errorf("another client: %v", err)
+	}
+	if err == nil {
+		other.conn.Close()
+	}
 
 	// Now read it all back, checking every byte.
 	buf := make([]byte, 64<<10)
@@ -674,9 +816,8 @@ func checkIdleCPU(c *check) {
 
 func checkEMFILE(c *check) {
 	s := c.start()
-	b := c.open(s)
-	if b == nil || !b.exchange("served before") {
-		return
+	if b := c.open(s); b != nil && b.exchange("served before") {
+		b.conn.Close()
 	}
 	free, err := s.LowestFreeFD()
 	require.NoError(c, err)
@@ -700,7 +841,6 @@ func checkEMFILE(c *check) {
 		c.violation("burns-cpu", "out of descriptors, the server used %.0f%% of a core", share*100)
 	}
 	assert.LessOrEqual(c, logged, int(window/time.Second)+1, "at most one log line per second:\n%s", strings.Join(s.Stderr(), "\n"))
-	b.exchange("an accepted client is served meanwhile")
 
 	_, err = s.SetFileLimit(limit)
 	require.NoError(c, err)
@@ -721,6 +861,7 @@ func checkEMFILE(c *check) {
 	default:
 		c.Errorf("the client that connected while descriptors were out got %d bytes of its answer, then %v", len(a.got), err)
 	}
+	a.conn.Close()
 	if d := c.open(s); d != nil && d.send([]byte("a new client\n")) && d.await(len(d.sent), 2*time.Second-time.Since(freed)) {
 		c.figure("a new client served %v after descriptors came free", time.Since(freed).Round(time.Millisecond))
 	}
@@ -768,10 +909,22 @@ func checkNoLeaks(c *check) {
 
 func checkOneListener(c *check) {
 	s := c.start()
-	for i := range 3 {
+	base, err := s.Usage()
+	require.NoError(c, err)
+	for range 3 {
 		if st := c.open(s); st != nil {
-			st.exchange(fmt.Sprintf("client %d", i))
+			st.send([]byte("a connection in the middle of a li"))
 		}
+	}
+	// Wait until the server has taken them: three more children, or, in one
+	// process, three more descriptors.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		u, err := s.Usage()
+		require.NoError(c, err)
+		if u.Procs >= base.Procs+3 || u.FDs >= base.FDs+3 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond) // Polls a condition; orders nothing.
 	}
 	holders, err := s.ListenerHolders()
 	require.NoError(c, err)

@@ -5,6 +5,10 @@ type stage struct {
 	dir    string // the directory of its main package
 	client bool   // 01: the client's rules apply, not the servers'
 
+	// fdSetSize marks a server built on select(2): it serves descriptors
+	// below FD_SETSIZE and closes the others at once (03).
+	fdSetSize bool
+
 	// designed maps a property the stage breaks by design to the way it
 	// breaks it (the kind its check reports), for the book's Bad Examples.
 	// CONTRACT.md lists which rules each may break.
@@ -14,7 +18,17 @@ type stage struct {
 // stages is every stage of the ladder, in order.
 var stages = []stage{
 	{dir: "01-blocking-client", client: true},
+	{dir: "02-forking-server/blocking-loop", designed: map[string]string{
+		"concurrency":   "stall",
+		"many-clients":  "stall",
+		"back-pressure": "stall",
+	}},
 	{dir: "02-forking-server"},
+	{dir: "03-select-server/busy-poll", designed: map[string]string{
+		"idle-cpu": "burns-cpu",
+		"emfile":   "burns-cpu",
+	}},
+	{dir: "03-select-server", fdSetSize: true},
 }
 
 // properties returns the properties that apply to the stage.
@@ -23,4 +37,12 @@ func (st stage) properties() []property {
 		return clientProperties
 	}
 	return serverProperties
+}
+
+// stalls reports whether the stage is designed to let a silent client
+// stall every other (the blocking loop). Checks of other rules then ask
+// only what such a stage can do: they connect clients, but do not wait for
+// every one of them to be served.
+func (st stage) stalls() bool {
+	return st.designed["concurrency"] == "stall"
 }

@@ -27,10 +27,6 @@ import (
 // asked to (-listen :40713).
 const DefaultListen = "127.0.0.1:40713"
 
-// MaxLine is the book's MAX_LINE: the longest line a server holds before it
-// sends the line's bytes on without waiting for its newline.
-const MaxLine = 16384
-
 // Listen opens a TCP socket listening on addr, a "host:port" where host is
 // an IP literal (IPv4 or IPv6, "[::1]:0"), a name that resolves, or empty
 // for every IPv4 address, and port 0 picks a free port. The socket is
@@ -188,6 +184,18 @@ func IgnoringEINTRIO(fn func(fd int, p []byte) (int, error), fd int, p []byte) (
 			return n, err
 		}
 	}
+}
+
+// StartRuntimePoller makes Go's runtime open, now, the descriptors it keeps
+// for its own network poller and timers (on Linux, an epoll instance and
+// an eventfd). The runtime opens them the first time anything waits on a
+// timer: a goroutine's sleep, or, sooner or later, the runtime's own
+// memory scavenger. If that first time comes when the program's
+// descriptors have run out, the runtime cannot open them, and ends the
+// program: "fatal error: runtime: netpollinit failed". A C program has no
+// such hidden descriptors. A server calls this before it serves.
+func StartRuntimePoller() {
+	time.Sleep(time.Nanosecond)
 }
 
 // WriteAll writes all of p to the blocking socket fd.
