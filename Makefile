@@ -4,7 +4,7 @@
 GO          ?= go
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 10s
-STAGE       ?= 02
+STAGE       ?= 03
 ARGS        ?=
 
 .PHONY: test conformance run lint fuzz cross clean

@@ -43,7 +43,7 @@ func doRead(fd int, st *fdState) error {
 	n, err := evutil.IgnoringEINTRIO(unix.Read, fd, st.Space())
 	switch {
 	case err == unix.EAGAIN:
-		return nil // Select said readable; a reset since can say otherwise.
+		return nil // spurious: select can report a socket that then has nothing
 	case err != nil:
 		return err
 	case n == 0:
@@ -60,6 +60,10 @@ func doRead(fd int, st *fdState) error {
 }
 
 // doWrite sends what fd's stream has ready, as much as the socket takes.
+//
+// Unlike the book's C server, which a send to a client that has gone kills
+// with SIGPIPE, every connection with it: Go turns SIGPIPE into an EPIPE
+// error (on any descriptor but 1 and 2), and that connection alone closes.
 func doWrite(fd int, st *fdState) error {
 	n, err := evutil.IgnoringEINTRIO(unix.Write, fd, st.Ready())
 	if err == unix.EAGAIN {
@@ -176,6 +180,7 @@ func run(listenAddr string) {
 			// select waits interrupts it (select never restarts, see
 			// signal(7)), and Go's runtime sends its threads signals
 			// often. Build the sets again and wait again.
+			trace.Printf("select: interrupted by a signal (EINTR); again")
 			continue
 		}
 		if err != nil {
@@ -201,20 +206,12 @@ func run(listenAddr string) {
 				err = doWrite(fd, st)
 			}
 			if err != nil || st.Done() {
-				trace.Printf("close fd %d (%v)", fd, errOr(err, "done"))
+				trace.Printf("close fd %d", fd)
 				unix.Close(fd)
 				state[fd] = nil
 			}
 		}
 	}
-}
-
-// errOr describes why a connection closes.
-func errOr(err error, otherwise string) any {
-	if err != nil {
-		return err
-	}
-	return otherwise
 }
 
 func main() {

@@ -17,7 +17,6 @@ import (
 	"log"
 	"os"
 	"os/signal"
-	"slices"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -111,14 +110,16 @@ func run(listenAddr string) {
 	var warn evutil.Throttle
 	for {
 		conns = accept(listener, conns, &warn)
-		conns = slices.DeleteFunc(conns, func(c *conn) bool {
+		kept := conns[:0]
+		for _, c := range conns { // each client in turn, waiting for each
 			if serve(c) {
-				return false
+				kept = append(kept, c)
+				continue
 			}
 			trace.Printf("close fd %d", c.fd)
 			unix.Close(c.fd)
-			return true
-		})
+		}
+		conns = kept
 	}
 }
 
