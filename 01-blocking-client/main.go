@@ -53,14 +53,8 @@ func main() {
 	}
 	name := strings.TrimSuffix(strings.TrimPrefix(*host, "["), "]")
 
-	// The request names the host as the user gave it, in brackets if it is
-	// an IPv6 literal, with the port only when it is not HTTP's own.
-	hostHeader := net.JoinHostPort(name, strconv.Itoa(*port))
-	if *port == 80 {
-		hostHeader = strings.TrimSuffix(hostHeader, ":80")
-	}
 	query := "GET " + *path + " HTTP/1.0\r\n" +
-		"Host: " + hostHeader + "\r\n" +
+		"Host: " + hostHeader(name, *port) + "\r\n" +
 		"\r\n"
 
 	// Look up the host's addresses. Unlike the book, which calls
@@ -106,6 +100,15 @@ func main() {
 		}
 	}
 	unix.Close(fd)
+}
+
+// hostHeader names the host as the user gave it, in brackets if it is an
+// IPv6 literal, with the port only when it is not HTTP's own.
+func hostHeader(name string, port int) string {
+	if port == 80 {
+		return strings.TrimSuffix(net.JoinHostPort(name, "80"), ":80")
+	}
+	return net.JoinHostPort(name, strconv.Itoa(port))
 }
 
 // connect opens a socket to each address in turn until one connects.

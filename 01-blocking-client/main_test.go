@@ -34,3 +34,20 @@ func TestConnectTriesEachAddress(t *testing.T) {
 		assert.Contains(t, err.Error(), addr+strconv.Itoa(int(port))+": connection refused")
 	}
 }
+
+func TestHostHeader(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		port int
+		want string
+	}{
+		{"www.google.com", 80, "www.google.com"},
+		{"www.google.com", 8080, "www.google.com:8080"},
+		{"127.0.0.1", 80, "127.0.0.1"},
+		{"::1", 80, "[::1]"},
+		{"::1", 8000, "[::1]:8000"},
+		{"fe80::1%eth0", 443, "[fe80::1%eth0]:443"},
+	} {
+		assert.Equal(t, tc.want, hostHeader(tc.name, tc.port), "%s port %d", tc.name, tc.port)
+	}
+}

@@ -32,10 +32,9 @@ const (
 	childName = "02-forking-server(child)" // a child's argv[0], as ps shows it
 
 	// childFD is where a child finds its connection: the first descriptor
-	// after stdin, stdout and stderr. Unlike the book's child, which SIGPIPE
-	// kills when it sends to a client that has gone: Go turns SIGPIPE into
-	// an EPIPE error, except on descriptors 1 and 2 (os/signal), so the
-	// socket is not handed over as stdout, the way inetd would.
+	// after stdin, stdout and stderr, which it shares with its parent, so
+	// that its log and trace reach the same terminal. (inetd hands the
+	// socket over as stdin and stdout instead.)
 	childFD = 3
 )
 
@@ -43,7 +42,8 @@ const (
 var trace = log.New(io.Discard, "", 0)
 
 // child serves one connection with blocking reads and writes until the
-// client closes its side.
+// client closes its side. It runs in a program of its own, started by
+// forkChild, not in a copy of the parent.
 //
 // Unlike the book, which calls recv once per byte (a system call for every
 // byte), it reads what has arrived, up to MAX_LINE bytes, and answers all
@@ -97,18 +97,11 @@ func run(listenAddr, self string, childArgs []string) {
 		log.Fatal(err)
 	}
 
-	// Unlike the book, which never waits for its children: a child that
-	// exits stays a zombie until its parent reaps it. SIGCHLD says when.
 	sigchld := make(chan os.Signal, 1)
 	signal.Notify(sigchld, unix.SIGCHLD)
-	go func() {
-		for range sigchld {
-			reap(unix.WNOHANG)
-		}
-	}()
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, unix.SIGINT, unix.SIGTERM)
-	go stopOnSignal(stop)
+	go supervise(listener, sigchld, stop)
 
 	evutil.StartRuntimePoller() // before descriptors can run out (see there)
 
@@ -116,6 +109,12 @@ func run(listenAddr, self string, childArgs []string) {
 	var warn evutil.Throttle // out of descriptors: a line a second at most
 	for {
 		fd, sa, err := evutil.Accept(listener)
+		if stopping() {
+			if err == nil {
+				unix.Close(fd)
+			}
+			select {} // supervise ends the program once the children are gone
+		}
 		switch err {
 		case nil:
 		case unix.EINTR, unix.ECONNABORTED: // a signal; a client that left
@@ -133,6 +132,9 @@ func run(listenAddr, self string, childArgs []string) {
 		}
 		trace.Printf("accept fd %d from %s", fd, evutil.SockaddrString(sa))
 
+		// The parent's half of the book's if (fork() == 0). NOTE: like the
+		// book's, it starts a child for every client there is: nothing but
+		// the system's limits caps their number.
 		pid, err := forkChild(self, childArgs, fd)
 		// Unlike the book, whose parent keeps its copy of every connection:
 		// a descriptor leaked per client, and a client that never sees the
@@ -164,8 +166,13 @@ func main() {
 		child(childFD)
 		return
 	}
-	self, err := os.Executable()
+	self, err := selfExe()
 	if err != nil {
+		log.Fatal(err)
+	}
+	// Descriptors this program inherited without close-on-exec (from a
+	// shell, a CI runner) would otherwise pass on to every child.
+	if err := evutil.CloseOnExecInherited(); err != nil {
 		log.Fatal(err)
 	}
 	childArgs := []string{childName}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -125,5 +127,62 @@ func TestChildEndsQuietlyWhenClientResets(t *testing.T) {
 	assert.True(t, strings.HasSuffix(line, ": exit status 0"), "%q", line)
 	for _, l := range s.Stderr()[1:] {
 		assert.False(t, strings.HasPrefix(l, "02-forking-server: "), "only trace lines, no log line: %q", l)
+	}
+}
+
+// TestChildrenDieWithTheParent: the book's children, and ours on SIGINT or
+// SIGTERM, stop with the parent. Here the parent dies of SIGKILL, which it
+// cannot catch, and the kernel kills its children (PR_SET_PDEATHSIG).
+func TestChildrenDieWithTheParent(t *testing.T) {
+	s := stagetest.Build(t, "02-forking-server").Start(t)
+	c := s.Dial(t)
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	exchange(t, c, "a child serves me")
+	pids, err := s.Pids()
+	require.NoError(t, err)
+	require.Len(t, pids, 2, "the parent and one child")
+
+	require.NoError(t, s.Signal(unix.SIGKILL))
+	deadline := time.Now().Add(2 * time.Second)
+	for !s.Gone() && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond) // polls a condition; orders nothing
+	}
+	assert.True(t, s.Gone(), "the child outlived its parent")
+	_, err = c.Read(make([]byte, 1))
+	assert.Error(t, err, "the client's connection is closed")
+}
+
+// TestChildrenInheritOnlyTheirSocket: a child gets stdin, stdout, stderr
+// and its connection. Not the listening socket (every descriptor this
+// program opens is close-on-exec), and not what the parent itself
+// inherited without close-on-exec: here, the write end of a pipe.
+func TestChildrenInheritOnlyTheirSocket(t *testing.T) {
+	r, w, err := os.Pipe()
+	require.NoError(t, err)
+	defer r.Close()
+	stage := stagetest.Build(t, "02-forking-server")
+	stage.ExtraFiles = []*os.File{w, w} // fds 3 and 4: a child's socket replaces the first
+	s := stage.Start(t)
+	w.Close()
+	c := s.Dial(t)
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	exchange(t, c, "what do I hold")
+
+	pids, err := s.Pids()
+	require.NoError(t, err)
+	require.Len(t, pids, 2, "the parent and one child")
+	fds, err := os.ReadDir("/proc/" + strconv.Itoa(pids[1]) + "/fd")
+	require.NoError(t, err)
+	for _, fd := range fds {
+		link, _ := os.Readlink("/proc/" + strconv.Itoa(pids[1]) + "/fd/" + fd.Name())
+		n, _ := strconv.Atoi(fd.Name())
+		switch {
+		case n <= 2:
+		case n == 3:
+			assert.True(t, strings.HasPrefix(link, "socket:"), "fd 3 is the connection, not %s", link)
+		default:
+			assert.False(t, strings.HasPrefix(link, "pipe:") || strings.HasPrefix(link, "socket:"),
+				"the child holds fd %d, %s, which is not its own", n, link)
+		}
 	}
 }

@@ -61,9 +61,10 @@ func doRead(fd int, st *fdState) error {
 
 // doWrite sends what fd's stream has ready, as much as the socket takes.
 //
-// Unlike the book's C server, which a send to a client that has gone kills
-// with SIGPIPE, every connection with it: Go turns SIGPIPE into an EPIPE
-// error (on any descriptor but 1 and 2), and that connection alone closes.
+// Unlike the book's C server, which a send to a client that has gone can
+// kill with SIGPIPE (the signal's default action), and every connection
+// with it: Go's runtime catches SIGPIPE, so the send fails with EPIPE, and
+// that connection alone closes.
 func doWrite(fd int, st *fdState) error {
 	n, err := evutil.IgnoringEINTRIO(unix.Write, fd, st.Ready())
 	if err == unix.EAGAIN {

@@ -75,18 +75,21 @@ func run(t *testing.T, st stage, built stagetest.Stage, p property) {
 	defer watchdog.Stop()
 	defer c.abort()
 
+	// The cell is recorded however the check ends: a require that fails
+	// ends it through runtime.Goexit, and deferred calls still run.
+	defer func() {
+		kind, designed := st.designed[p.name]
+		c.mu.Lock()
+		seen := len(c.violations[kind])
+		c.mu.Unlock()
+		cell, complaint := verdict(designed, seen, t.Failed())
+		if complaint != "" {
+			t.Errorf("%s is designed to break %q (%s), but %s", st.dir, p.name, kind, complaint)
+		}
+		results.record(st.dir, p.name, cell, c.figures())
+	}()
 	t.Logf("rule: %s", p.rule)
 	p.check(c)
-
-	kind, designed := st.designed[p.name]
-	c.mu.Lock()
-	seen := len(c.violations[kind])
-	c.mu.Unlock()
-	cell, complaint := verdict(designed, seen, t.Failed())
-	if complaint != "" {
-		t.Errorf("%s is designed to break %q (%s), but %s", st.dir, p.name, kind, complaint)
-	}
-	results.record(st.dir, p.name, cell, c.figures())
 }
 
 // verdict is a check's cell in the matrix: whether the stage is designed

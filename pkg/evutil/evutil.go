@@ -4,8 +4,11 @@
 // evutil_accept4, evutil_format_sockaddr_port.
 //
 // It holds only what the book itself factors out or would have to repeat in
-// every example. The system calls a stage is about (socket, accept, read,
-// write, select) stay in that stage's main.go, where a student reads them.
+// every example: Listen is the socket, setsockopt, bind and listen that
+// open each of the book's run functions. The calls a stage is about (read,
+// write, select, fork) stay in that stage's main.go, where a student reads
+// them; accept goes through Accept only to be close-on-exec on every
+// system.
 package evutil
 
 import (
@@ -44,9 +47,10 @@ func Listen(addr string) (int, error) {
 	if err != nil {
 		return -1, fmt.Errorf("listen %s: %w", addr, os.NewSyscallError("socket", err))
 	}
-	// Unlike the book, which sets SO_REUSEADDR only on Windows (where it
-	// means "let another program steal this port"): on Unix it is what lets
-	// a server that was just stopped bind its port again while its old
+	// Unlike the book's listings, which set SO_REUSEADDR only #ifdef WIN32
+	// (its example files say #ifndef, as was meant: on Windows the option
+	// lets another program take the port over): on Unix it is what lets a
+	// server that was just stopped bind its port again while its old
 	// connections sit in TIME_WAIT.
 	err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
 	if err != nil {
@@ -198,13 +202,35 @@ func StartRuntimePoller() {
 	time.Sleep(time.Nanosecond)
 }
 
+// CloseOnExecInherited marks close-on-exec every descriptor above stderr
+// that this process has open, as it should be for everything it inherited
+// (its own are so from the start): a program that starts others, as
+// 02-forking-server does, then passes on only what it means to. It lists
+// the descriptors in /dev/fd, which on FreeBSD shows only 0 to 2 unless
+// fdescfs is mounted.
+func CloseOnExecInherited() error {
+	ents, err := os.ReadDir("/dev/fd")
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			unix.CloseOnExec(fd) // fails only for ReadDir's own, now closed
+		}
+	}
+	return nil
+}
+
 // WriteAll writes all of p to the blocking socket fd.
 //
 // The book asks "XXX Can send succeed partially?" Yes. A blocking send
-// normally waits until the kernel has taken every byte, but a signal that
-// arrives after it took some makes it return early with the count so far
-// (send(2), signal(7)), and Go's runtime sends signals to its own threads.
-// So WriteAll calls write again with what is left, until nothing is.
+// normally waits until the kernel has taken every byte, but it returns
+// early, with the count so far, when a signal the process catches arrives
+// after it took some (send(2), signal(7)): SIGCHLD as a child exits,
+// SIGWINCH as a terminal is resized, any signal os/signal is asked for. It
+// also stops short when an error (a reset) follows some progress, and on a
+// nonblocking socket a partial send is the rule. So WriteAll calls write
+// again with what is left, until nothing is.
 func WriteAll(fd int, p []byte) error {
 	return writeAll(fd, p, unix.Write)
 }

@@ -3,8 +3,10 @@ package evutil
 import (
 	"bytes"
 	"math/rand"
+	"net"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -67,4 +69,34 @@ func TestWriteAllSurvivesPartialWrites(t *testing.T) {
 	assert.True(t, bytes.Equal(want, got.Bytes()), "the bytes read must be the bytes written")
 	assert.Positive(t, r.partial, "no write returned early in %d calls; the test did not exercise the loop", r.calls)
 	t.Logf("%d write calls, %d of them partial", r.calls, r.partial)
+}
+
+// TestWriteToVanishedPeerFailsWithEPIPE shows what the servers rely on when
+// a client vanishes: after the peer's reset, a raw write fails, first with
+// ECONNRESET, then with EPIPE; and the kernel's SIGPIPE, whose default
+// action would end a C program, is caught by Go's runtime: this test goes
+// on.
+func TestWriteToVanishedPeerFailsWithEPIPE(t *testing.T) {
+	l, err := Listen("127.0.0.1:0")
+	require.NoError(t, err)
+	defer unix.Close(l)
+	addr, err := LocalAddr(l)
+	require.NoError(t, err)
+	c, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	fd, _, err := Accept(l)
+	require.NoError(t, err)
+	defer unix.Close(fd)
+	c.(*net.TCPConn).SetLinger(0)
+	c.Close() // a reset
+
+	var errs []error
+	for deadline := time.Now().Add(5 * time.Second); len(errs) < 2 && time.Now().Before(deadline); {
+		if _, err := unix.Write(fd, []byte("answer\n")); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	require.Len(t, errs, 2)
+	assert.Equal(t, unix.ECONNRESET, errs[0])
+	assert.Equal(t, unix.EPIPE, errs[1])
 }

@@ -12,6 +12,8 @@ type Usage struct {
 	Zombies int           // processes that exited and were not reaped
 	Threads int           // threads, summed
 	RSS     int64         // resident memory in bytes (VmRSS), summed
+	PeakRSS int64         // each process's high-water mark (VmHWM), summed
+	PSS     int64         // proportional set size: shared pages split among their users
 	CPU     time.Duration // user and system time, including reaped children's
 	FDs     int           // open descriptors, summed
 }

@@ -96,8 +96,29 @@ func (s *Server) Usage() (Usage, error) {
 		if fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", m.pid)); err == nil {
 			u.FDs += len(fds)
 		}
+		u.PeakRSS += kibField(fmt.Sprintf("/proc/%d/status", m.pid), "VmHWM:")
+		u.PSS += kibField(fmt.Sprintf("/proc/%d/smaps_rollup", m.pid), "Pss:")
 	}
 	return u, nil
+}
+
+// kibField returns, in bytes, the value of the "Name:   123 kB" line of a
+// /proc file, or 0.
+func kibField(path, name string) int64 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, name); ok {
+			f := strings.Fields(rest)
+			if len(f) > 0 {
+				kib, _ := strconv.ParseInt(f[0], 10, 64)
+				return kib << 10
+			}
+		}
+	}
+	return 0
 }
 
 // Pids returns the pids of the server's process group, the server first.

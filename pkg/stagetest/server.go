@@ -78,7 +78,7 @@ func (st Stage) StartErr(args ...string) (*Server, error) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
 	defer cancel()
-	line, err := s.stderr.wait(ctx, s.exited, func(l string) bool { return strings.Contains(l, "listening on ") })
+	line, err := s.stderr.wait(ctx, s.exited, 0, func(l string) bool { return strings.Contains(l, "listening on ") })
 	if err != nil {
 		s.Kill()
 		return nil, fmt.Errorf("%s %s: no \"listening on\" line: %v; stderr:\n%s",
@@ -138,7 +138,13 @@ func (s *Server) Stderr() []string {
 // WaitStderr waits until a line for which match is true appears on stderr
 // (one already there counts), the server exits, or ctx ends.
 func (s *Server) WaitStderr(ctx context.Context, match func(string) bool) (string, error) {
-	return s.stderr.wait(ctx, s.exited, match)
+	return s.stderr.wait(ctx, s.exited, 0, match)
+}
+
+// WaitStderrFrom is WaitStderr for the lines after the first n: those
+// written after a moment the caller noted with len(s.Stderr()).
+func (s *Server) WaitStderrFrom(ctx context.Context, n int, match func(string) bool) (string, error) {
+	return s.stderr.wait(ctx, s.exited, n, match)
 }
 
 // Signal sends sig to the server process (not to its children).
@@ -229,10 +235,11 @@ func (l *lines) snapshot() []string {
 	return append([]string(nil), l.all...)
 }
 
-// wait returns the first line that matches, waiting for more lines until
-// the stream ends, exited is closed and the stream drained, or ctx ends.
-func (l *lines) wait(ctx context.Context, exited <-chan struct{}, match func(string) bool) (string, error) {
-	seen := 0
+// wait returns the first line after the first from that matches, waiting
+// for more lines until the stream ends, exited is closed and the stream
+// drained, or ctx ends.
+func (l *lines) wait(ctx context.Context, exited <-chan struct{}, from int, match func(string) bool) (string, error) {
+	seen := from
 	for {
 		l.mu.Lock()
 		for ; seen < len(l.all); seen++ {

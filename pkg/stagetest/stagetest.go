@@ -34,6 +34,11 @@ type Stage struct {
 	Name string   // the stage's directory, "02-forking-server"
 	Bin  string   // the built binary
 	Env  []string // added to the test's own environment, "EVENT_NOEPOLL=1"
+
+	// ExtraFiles are inherited by the program as descriptors 3 and up,
+	// without close-on-exec, as a careless shell or CI runner would leave
+	// them.
+	ExtraFiles []*os.File
 }
 
 var builds struct {
@@ -184,6 +189,7 @@ func (st Stage) Run(t testing.TB, timeout time.Duration, args ...string) Result 
 func (st Stage) command(args []string) *exec.Cmd {
 	cmd := exec.Command(st.Bin, args...)
 	cmd.Env = append(os.Environ(), st.Env...)
+	cmd.ExtraFiles = st.ExtraFiles
 	cmd.SysProcAttr = groupAttr()
 	return cmd
 }

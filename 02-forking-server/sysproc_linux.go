@@ -1,0 +1,19 @@
+package main
+
+import "syscall"
+
+// selfExe is what a child is started from. /proc/self/exe is this very
+// binary even after the file is deleted or replaced, as a redeploy does;
+// its path could by then hold nothing, or another program.
+func selfExe() (string, error) {
+	return "/proc/self/exe", nil
+}
+
+// childSys has the kernel kill a child whose parent dies, however it dies,
+// SIGKILL included, so that no child serves on, unsupervised. (The signal
+// comes when the thread that started the child exits, see prctl(2) and
+// golang.org/issue/27505; the Go runtime ends a thread only when a
+// goroutine locked to it exits, which this program never does.)
+func childSys() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+}
