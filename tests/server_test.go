@@ -326,8 +326,7 @@ func hasWord(line string, words ...string) bool {
 }
 
 func checkEveryByte(c *check) {
-	s := c.start()
-	st := c.open(s)
+	st := c.oneClient()
 	if st == nil {
 		return
 	}
@@ -344,8 +343,7 @@ func checkEveryByte(c *check) {
 }
 
 func checkLineLatency(c *check) {
-	s := c.start()
-	st := c.open(s)
+	st := c.oneClient()
 	if st == nil {
 		return
 	}
@@ -397,8 +395,7 @@ func checkPipelined(c *check) {
 }
 
 func checkByteAtATime(c *check) {
-	s := c.start()
-	st := c.open(s)
+	st := c.oneClient()
 	if st == nil {
 		return
 	}
@@ -411,8 +408,7 @@ func checkByteAtATime(c *check) {
 }
 
 func checkMaxLine(c *check) {
-	s := c.start()
-	st := c.open(s)
+	st := c.oneClient()
 	if st == nil {
 		return
 	}

@@ -37,6 +37,12 @@ func (c *check) open(s *stagetest.Server) *stream {
 	return &stream{c: c, conn: conn}
 }
 
+// oneClient starts the stage and connects a client to it; it returns nil,
+// having reported why, if it cannot.
+func (c *check) oneClient() *stream {
+	return c.open(c.start())
+}
+
 // send writes p, all of it, before the check's deadline.
 func (s *stream) send(p []byte) bool {
 	if _, err := s.conn.Write(p); err != nil {
