@@ -1,0 +1,660 @@
+// Package event is our own libevent: an event base that watches
+// descriptors, signals and timers, and runs a callback when one of them is
+// ready. Its calls mirror libevent's (<event2/event.h>):
+//
+//	base, _ := event.NewBase()                              // event_base_new
+//	ev := event.New(base, fd, event.Read|event.Persist, cb) // event_new
+//	ev.Add(0)                                               // event_add(ev, NULL)
+//	base.Dispatch()                                         // event_base_dispatch
+//
+// Underneath, one of the kernel's readiness interfaces does the waiting:
+// epoll on Linux, kqueue on the BSDs and Darwin, or the portable poll and
+// select, whichever this system has and is most efficient (backend.go,
+// SupportedMethods). As in libevent, EVENT_NOEPOLL, EVENT_NOKQUEUE,
+// EVENT_NOPOLL and EVENT_NOSELECT rule one out, and EVENT_SHOW_METHOD logs
+// which one a new base uses.
+//
+// An event is initialized by New; pending once added (its descriptor or
+// signal watched, its timeout counting down); active when it is ready and
+// its callback is due. When its callback runs, a non-persistent event stops
+// being pending; a persistent one stays pending, its timeout started again.
+//
+// A Base and its events belong to the goroutine that runs its loop, and
+// callbacks run there, one at a time; a callback may add, delete or free
+// any event, itself included. Only LoopBreak and LoopExit may be called
+// from other goroutines: they wake a loop that waits.
+package event
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Events says what an event waits for, and what made it active.
+type Events uint16
+
+// The flags, with libevent's values (EV_TIMEOUT, EV_READ, ...).
+const (
+	Timeout Events = 0x01 // the timeout passed
+	Read    Events = 0x02 // the descriptor is readable
+	Write   Events = 0x04 // the descriptor is writable
+	Signal  Events = 0x08 // the signal arrived
+	Persist Events = 0x10 // stay pending after the callback runs
+	ET      Events = 0x20 // edge-triggered, where the backend can
+)
+
+func (e Events) String() string {
+	var names []string
+	for _, f := range []struct {
+		flag Events
+		name string
+	}{{Timeout, "Timeout"}, {Read, "Read"}, {Write, "Write"}, {Signal, "Signal"}, {Persist, "Persist"}, {ET, "ET"}} {
+		if e&f.flag != 0 {
+			names = append(names, f.name)
+		}
+	}
+	if len(names) == 0 {
+		return "0"
+	}
+	return strings.Join(names, "|")
+}
+
+// A Callback runs on the loop's goroutine when its event is active: fd is
+// the event's descriptor (its signal number, for a signal event; -1 for a
+// timer), what is why it is active.
+type Callback func(fd int, what Events)
+
+// LoopFlags change how Loop runs.
+type LoopFlags int
+
+const (
+	// Once waits until some event is active, runs the callbacks of all
+	// that are, and returns (EVLOOP_ONCE).
+	Once LoopFlags = 1 << iota
+	// NonBlock runs the callbacks of the events already ready, without
+	// waiting, and returns (EVLOOP_NONBLOCK).
+	NonBlock
+)
+
+// A Base watches events and runs their callbacks: libevent's event_base.
+type Base struct {
+	be      backend
+	io      map[int][]*Event // events with a descriptor, by descriptor
+	signals map[syscall.Signal][]*Event
+	timers  timerHeap
+	active  []*Event // events whose callbacks are due, in order
+	user    int      // pending events that are not the base's own
+
+	running bool
+	gotExit bool        // a LoopExit's time has come (event_gotterm)
+	brk     atomic.Bool // LoopBreak was called (event_break)
+	trace   *log.Logger
+
+	// The base's own pipe, readable when something outside the loop's
+	// goroutine wants its attention: a signal, LoopExit, LoopBreak.
+	notifyR, notifyW int
+	notifyEv         *Event
+	mu               sync.Mutex      // guards exitReqs
+	exitReqs         []time.Duration // LoopExit calls not yet scheduled
+	sigCh            chan os.Signal
+	sigDone          chan struct{}    // closed when the forwarding goroutine ends
+	sigCount         [65]atomic.Int32 // deliveries not yet dispatched, by number
+
+	interrupted int    // waits that EINTR cut short, for the tests
+	beforeWait  func() // for the tests: called before each wait
+}
+
+// NewBase returns a Base on the most efficient backend available
+// (event_base_new).
+func NewBase() (*Base, error) {
+	return NewBaseWithConfig(NewConfig())
+}
+
+// NewBaseWithConfig returns a Base on the first backend that cfg and the
+// environment allow (event_base_new_with_config).
+func NewBaseWithConfig(cfg *Config) (*Base, error) {
+	be, err := pickBackend(cfg)
+	if err != nil {
+		return nil, err
+	}
+	b := &Base{
+		be:      be,
+		io:      map[int][]*Event{},
+		signals: map[syscall.Signal][]*Event{},
+		trace:   log.New(io.Discard, "", 0),
+	}
+	var p [2]int
+	if err := pipe(p[:]); err != nil {
+		be.close()
+		return nil, fmt.Errorf("event: pipe: %w", err)
+	}
+	b.notifyR, b.notifyW = p[0], p[1]
+	b.notifyEv = New(b, b.notifyR, Read|Persist, nil)
+	if err := b.notifyEv.add(0, true); err != nil {
+		b.Free()
+		return nil, err
+	}
+	if !cfg.ignoreEnv && os.Getenv("EVENT_SHOW_METHOD") != "" {
+		log.Printf("using method %s", be.name())
+	}
+	return b, nil
+}
+
+// Method returns the name of the backend: "epoll", "kqueue", "poll" or
+// "select" (event_base_get_method).
+func (b *Base) Method() string {
+	return b.be.name()
+}
+
+// SetTrace makes the base narrate, on l, each wait and each callback it
+// runs. A nil l silences it.
+func (b *Base) SetTrace(l *log.Logger) {
+	if l == nil {
+		l = log.New(io.Discard, "", 0)
+	}
+	b.trace = l
+}
+
+// Free releases the base's backend and descriptors (event_base_free). Its
+// events must not be used afterwards.
+func (b *Base) Free() error {
+	if b.sigCh != nil {
+		signal.Stop(b.sigCh) // after it, nothing more is sent on sigCh
+		close(b.sigCh)
+		<-b.sigDone // and nothing more is written to the pipe
+	}
+	unix.Close(b.notifyR)
+	unix.Close(b.notifyW)
+	return b.be.close()
+}
+
+// Dispatch runs the loop until no event is pending, or LoopExit or
+// LoopBreak ends it (event_base_dispatch).
+func (b *Base) Dispatch() error {
+	return b.Loop(0)
+}
+
+// Loop runs the loop (event_base_loop). It waits for events and runs their
+// callbacks until no event is pending, LoopExit's time comes (after the
+// callbacks of that round), or LoopBreak is called (after the callback
+// that calls it); flags can make it return sooner.
+func (b *Base) Loop(flags LoopFlags) error {
+	if b.running {
+		return errors.New("event: Loop called from inside the loop")
+	}
+	b.running = true
+	defer func() { b.running = false }()
+	// As in libevent, a LoopBreak made while no loop ran is forgotten; a
+	// LoopExit is not: its timer is pending.
+	b.gotExit = false
+	b.brk.Store(false)
+	b.scheduleExits()
+
+	for {
+		if b.gotExit || b.brk.Load() {
+			return nil
+		}
+		if b.user == 0 && len(b.active) == 0 {
+			return nil // nothing left to wait for
+		}
+		timeout := time.Duration(-1)
+		if len(b.active) > 0 || flags&NonBlock != 0 {
+			timeout = 0
+		} else if ev := b.timers.first(); ev != nil {
+			timeout = max(0, time.Until(ev.deadline))
+		}
+		if b.beforeWait != nil {
+			b.beforeWait()
+		}
+		n, err := b.be.dispatch(timeout, b.ready)
+		if err == unix.EINTR {
+			// A signal cut the wait short: wait again, for what is left
+			// of the time, recomputed from the timers.
+			b.interrupted++
+			b.trace.Printf("%s: interrupted by a signal (EINTR)", b.be.name())
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("event: %s: %w", b.be.name(), err)
+		}
+		b.trace.Printf("%s: %d ready", b.be.name(), n)
+		b.expireTimers(time.Now())
+		if len(b.active) > 0 {
+			b.runActive()
+			if flags&Once != 0 {
+				return nil
+			}
+		} else if flags&NonBlock != 0 {
+			return nil
+		}
+	}
+}
+
+// LoopExit makes the loop end once after has passed, after the callbacks
+// of the round in which it does (event_base_loopexit). Unlike LoopBreak, a
+// LoopExit made while no loop runs ends the next loop, after its first
+// round of callbacks. It may be called from any goroutine.
+func (b *Base) LoopExit(after time.Duration) error {
+	b.mu.Lock()
+	b.exitReqs = append(b.exitReqs, max(0, after))
+	b.mu.Unlock()
+	return b.wake()
+}
+
+// LoopBreak makes the loop end at once: after the callback that calls it,
+// or, from another goroutine, after the callback running now, if any
+// (event_base_loopbreak). Events left active stay active for the next
+// loop. A LoopBreak made while no loop runs does nothing.
+func (b *Base) LoopBreak() error {
+	b.brk.Store(true)
+	return b.wake()
+}
+
+// GotExit reports whether the last loop ended because of LoopExit
+// (event_base_got_exit).
+func (b *Base) GotExit() bool { return b.gotExit }
+
+// GotBreak reports whether the last loop ended because of LoopBreak
+// (event_base_got_break).
+func (b *Base) GotBreak() bool { return b.brk.Load() }
+
+// wake makes the loop's wait return, by writing to the base's own pipe.
+func (b *Base) wake() error {
+	_, err := unix.Write(b.notifyW, []byte{0})
+	if err == unix.EAGAIN {
+		return nil // the pipe is full: the loop will wake anyway
+	}
+	return err
+}
+
+// notified empties the base's pipe, and does what was asked: exits to
+// schedule, signals whose events to make active.
+func (b *Base) notified() {
+	var buf [256]byte
+	for {
+		if n, err := unix.Read(b.notifyR, buf[:]); n <= 0 || err != nil {
+			break
+		}
+	}
+	b.scheduleExits()
+	for sig, evs := range b.signals {
+		if n := b.sigCount[sig].Swap(0); n > 0 {
+			for _, ev := range evs {
+				ev.ncalls += int(n)
+				b.activate(ev, Signal)
+			}
+		}
+	}
+}
+
+// scheduleExits turns LoopExit calls into timers of the base's own.
+func (b *Base) scheduleExits() {
+	b.mu.Lock()
+	reqs := b.exitReqs
+	b.exitReqs = nil
+	b.mu.Unlock()
+	for _, after := range reqs {
+		ev := NewTimer(b, func(int, Events) { b.gotExit = true })
+		ev.add(max(after, time.Nanosecond), true)
+	}
+}
+
+// ready is what the backend calls for each ready descriptor: it makes the
+// events that wait for what fd is ready for active. The base's own pipe is
+// seen to at once, so that the signals it brings join this round.
+func (b *Base) ready(fd int, what Events) {
+	if fd == b.notifyR {
+		b.notified()
+		return
+	}
+	for _, ev := range b.io[fd] {
+		if got := ev.events & what & (Read | Write); got != 0 {
+			b.activate(ev, got)
+		}
+	}
+}
+
+// expireTimers makes every event whose timeout has passed active. A
+// non-persistent one stops being pending altogether, as in libevent.
+func (b *Base) expireTimers(now time.Time) {
+	for {
+		ev := b.timers.first()
+		if ev == nil || ev.deadline.After(now) {
+			return
+		}
+		was := ev.pending()
+		b.timers.remove(ev)
+		if ev.events&Persist == 0 && ev.watched {
+			b.unwatch(ev)
+		}
+		b.track(ev, was)
+		b.activate(ev, Timeout)
+	}
+}
+
+// activate queues ev's callback, once, with what added to its reasons.
+func (b *Base) activate(ev *Event, what Events) {
+	ev.res |= what
+	if !ev.active {
+		ev.active = true
+		b.active = append(b.active, ev)
+	}
+}
+
+// runActive runs the callbacks of the events that are active now. Events
+// that become active meanwhile wait for the next round.
+func (b *Base) runActive() {
+	queue := b.active
+	b.active = nil
+	for i, ev := range queue {
+		if !ev.active {
+			continue // deleted, or freed, by an earlier callback
+		}
+		if b.brk.Load() {
+			b.active = append(queue[i:], b.active...)
+			return
+		}
+		res, calls := ev.res, max(ev.ncalls, 1)
+		ev.active, ev.res, ev.ncalls = false, 0, 0
+		if ev.events&Persist == 0 {
+			ev.del()
+		} else if ev.timeout > 0 {
+			ev.reschedule(res)
+		}
+		for range calls {
+			if !ev.internal {
+				b.trace.Printf("callback: fd %d, %v", ev.fd, res)
+			}
+			ev.cb(ev.fd, res)
+		}
+	}
+}
+
+// An Event is a descriptor, a signal or a timeout to wait for, and the
+// callback to run: libevent's struct event.
+type Event struct {
+	base     *Base
+	fd       int
+	events   Events
+	cb       Callback
+	internal bool // the base's own, not counted as pending
+
+	watched   bool          // in the base's io or signals
+	timeout   time.Duration // for a persistent event's next round
+	deadline  time.Time
+	heapIndex int    // in the base's timers, or -1
+	seq       uint64 // orders equal deadlines by when they were set
+	active    bool
+	res       Events
+	ncalls    int
+	freed     bool
+}
+
+// New returns an event for fd and what (event_new): Read, Write or both,
+// with Persist and ET as wanted; or Signal, fd then being the signal's
+// number; or no flag but Persist, for a timer (fd -1). The event is not
+// pending until it is added.
+func New(base *Base, fd int, what Events, cb Callback) *Event {
+	return &Event{base: base, fd: fd, events: what, cb: cb, heapIndex: -1}
+}
+
+// NewTimer returns an event that only times out (evtimer_new).
+func NewTimer(base *Base, cb Callback) *Event {
+	return New(base, -1, 0, cb)
+}
+
+// NewSignal returns a persistent event for the signal sig (evsignal_new).
+func NewSignal(base *Base, sig syscall.Signal, cb Callback) *Event {
+	return New(base, int(sig), Signal|Persist, cb)
+}
+
+// Add makes the event pending (event_add): its descriptor or signal is
+// watched and, with a timeout above zero, the event times out after it,
+// unless it is active sooner. Adding a pending event again restarts its
+// timeout; a timeout of 0 leaves any timeout it has as it is (libevent's
+// NULL).
+func (ev *Event) Add(timeout time.Duration) error {
+	return ev.add(timeout, false)
+}
+
+func (ev *Event) add(timeout time.Duration, internal bool) error {
+	if ev.freed {
+		return errors.New("event: Add on a freed event")
+	}
+	b := ev.base
+	ev.internal = ev.internal || internal
+	was := ev.pending()
+	if !ev.watched && ev.events&(Read|Write|Signal) != 0 {
+		if err := b.watch(ev); err != nil {
+			return err
+		}
+	}
+	if timeout > 0 {
+		ev.timeout = timeout
+		ev.deadline = time.Now().Add(timeout)
+		b.timers.set(ev)
+	}
+	b.track(ev, was)
+	return nil
+}
+
+// Del makes the event neither pending nor active (event_del). It is safe
+// on an event that is neither.
+func (ev *Event) Del() error {
+	if ev.freed {
+		return nil
+	}
+	return ev.del()
+}
+
+func (ev *Event) del() error {
+	b := ev.base
+	was := ev.pending()
+	ev.active, ev.res, ev.ncalls = false, 0, 0
+	if ev.heapIndex >= 0 {
+		b.timers.remove(ev)
+	}
+	var err error
+	if ev.watched {
+		err = b.unwatch(ev)
+	}
+	b.track(ev, was)
+	return err
+}
+
+// Free deletes the event and releases it (event_free). It is safe inside
+// the event's own callback.
+func (ev *Event) Free() {
+	if !ev.freed {
+		ev.del()
+		ev.freed = true
+	}
+}
+
+// Active makes the event active with what, as if it were ready
+// (event_active); its callback runs in the loop's next round.
+func (ev *Event) Active(what Events) {
+	if !ev.freed {
+		ev.base.activate(ev, what)
+	}
+}
+
+// Pending returns which of what the event is pending for (Read, Write,
+// Signal, Timeout), and when it times out (event_pending).
+func (ev *Event) Pending(what Events) (Events, time.Time) {
+	var got Events
+	if ev.watched {
+		got |= ev.events & (Read | Write | Signal)
+	}
+	if ev.heapIndex >= 0 {
+		got |= Timeout
+	}
+	return got & what, ev.deadline
+}
+
+// Fd returns the event's descriptor, or signal number; -1 for a timer.
+func (ev *Event) Fd() int {
+	return ev.fd
+}
+
+// pending reports whether the event is pending: watched, or timed.
+func (ev *Event) pending() bool {
+	return ev.watched || ev.heapIndex >= 0
+}
+
+// reschedule starts a persistent event's timeout again, before its
+// callback runs. As in libevent, a timeout counts from when it was due, so
+// that a periodic timer keeps its pace; but if that is already past (the
+// loop stalled), from now: one late run, not a burst.
+func (ev *Event) reschedule(res Events) {
+	now := time.Now()
+	from := now
+	if res&Timeout != 0 {
+		from = ev.deadline
+	}
+	next := from.Add(ev.timeout)
+	if next.Before(now) {
+		next = now.Add(ev.timeout)
+	}
+	was := ev.pending()
+	ev.deadline = next
+	ev.base.timers.set(ev)
+	ev.base.track(ev, was)
+}
+
+// track keeps the base's count of pending events that are not its own
+// right: ev was pending or not (was), and may have changed.
+func (b *Base) track(ev *Event, was bool) {
+	switch now := ev.pending(); {
+	case ev.internal:
+	case now && !was:
+		b.user++
+	case was && !now:
+		b.user--
+	}
+}
+
+// interest is what a descriptor's events ask the backend to watch for.
+func interest(evs []*Event) Events {
+	var in Events
+	for _, ev := range evs {
+		in |= ev.events & (Read | Write | ET)
+	}
+	return in
+}
+
+// watch starts watching ev's descriptor or signal, telling the backend of
+// any change in the descriptor's interest.
+func (b *Base) watch(ev *Event) error {
+	if ev.events&Signal != 0 {
+		return b.watchSignal(ev)
+	}
+	if ev.fd < 0 {
+		return fmt.Errorf("event: no descriptor %d", ev.fd)
+	}
+	evs := b.io[ev.fd]
+	old := interest(evs)
+	if len(evs) > 0 && old&ET != ev.events&ET {
+		return fmt.Errorf("event: fd %d: edge- and level-triggered events cannot share a descriptor", ev.fd)
+	}
+	if ev.events&ET != 0 && !b.be.edgeTriggered() {
+		return fmt.Errorf("event: %s has no edge-triggered events", b.be.name())
+	}
+	if in := old | interest([]*Event{ev}); in != old {
+		if err := b.be.add(ev.fd, old, in); err != nil {
+			return fmt.Errorf("event: %s: add fd %d: %w", b.be.name(), ev.fd, err)
+		}
+	}
+	b.io[ev.fd] = append(evs, ev)
+	ev.watched = true
+	return nil
+}
+
+// unwatch stops watching ev's descriptor or signal.
+func (b *Base) unwatch(ev *Event) error {
+	ev.watched = false
+	if ev.events&Signal != 0 {
+		b.unwatchSignal(ev)
+		return nil
+	}
+	evs := b.io[ev.fd]
+	old := interest(evs)
+	rest := remove(evs, ev)
+	if len(rest) == 0 {
+		delete(b.io, ev.fd)
+	} else {
+		b.io[ev.fd] = rest
+	}
+	if in := interest(rest); in != old {
+		if err := b.be.del(ev.fd, old, in); err != nil {
+			return fmt.Errorf("event: %s: del fd %d: %w", b.be.name(), ev.fd, err)
+		}
+	}
+	return nil
+}
+
+// watchSignal starts delivering the signal ev.fd into the loop. Go's
+// os/signal catches it; a goroutine of the base's counts it and wakes the
+// loop through the base's pipe; the loop runs the callbacks (notified).
+func (b *Base) watchSignal(ev *Event) error {
+	sig := syscall.Signal(ev.fd)
+	if sig <= 0 || int(sig) >= len(b.sigCount) {
+		return fmt.Errorf("event: no signal %d", sig)
+	}
+	if b.sigCh == nil {
+		b.sigCh = make(chan os.Signal, 64)
+		b.sigDone = make(chan struct{})
+		go func() {
+			defer close(b.sigDone)
+			for s := range b.sigCh {
+				b.sigCount[s.(syscall.Signal)].Add(1)
+				b.wake()
+			}
+		}()
+	}
+	if len(b.signals[sig]) == 0 {
+		signal.Notify(b.sigCh, sig)
+	}
+	b.signals[sig] = append(b.signals[sig], ev)
+	ev.watched = true
+	return nil
+}
+
+// unwatchSignal stops delivering ev's signal, once no event waits for it.
+func (b *Base) unwatchSignal(ev *Event) {
+	sig := syscall.Signal(ev.fd)
+	rest := remove(b.signals[sig], ev)
+	if len(rest) > 0 {
+		b.signals[sig] = rest
+		return
+	}
+	delete(b.signals, sig)
+	// os/signal can stop a channel only for every signal at once.
+	signal.Stop(b.sigCh)
+	for s := range b.signals {
+		signal.Notify(b.sigCh, s)
+	}
+}
+
+// remove returns evs without ev, as a new slice: the loop may be walking
+// the old one.
+func remove(evs []*Event, ev *Event) []*Event {
+	rest := make([]*Event, 0, len(evs))
+	for _, e := range evs {
+		if e != ev {
+			rest = append(rest, e)
+		}
+	}
+	return rest
+}

@@ -1,0 +1,81 @@
+package event
+
+// timerHeap is the base's timeouts, the nearest first: a binary min-heap,
+// as libevent's minheap-internal.h, each event knowing its place in it
+// (heapIndex) so that deleting one costs O(log n).
+type timerHeap struct {
+	evs []*Event
+	seq uint64
+}
+
+// first returns the event that times out soonest, or nil.
+func (h *timerHeap) first() *Event {
+	if len(h.evs) == 0 {
+		return nil
+	}
+	return h.evs[0]
+}
+
+// set puts ev in the heap at its deadline, or moves it there.
+func (h *timerHeap) set(ev *Event) {
+	h.seq++
+	ev.seq = h.seq
+	if ev.heapIndex < 0 {
+		ev.heapIndex = len(h.evs)
+		h.evs = append(h.evs, ev)
+	}
+	h.fix(ev.heapIndex)
+}
+
+// remove takes ev out of the heap.
+func (h *timerHeap) remove(ev *Event) {
+	i := ev.heapIndex
+	last := len(h.evs) - 1
+	h.swap(i, last)
+	h.evs[last] = nil
+	h.evs = h.evs[:last]
+	ev.heapIndex = -1
+	if i < last {
+		h.fix(i)
+	}
+}
+
+func (h *timerHeap) less(i, j int) bool {
+	a, b := h.evs[i], h.evs[j]
+	if !a.deadline.Equal(b.deadline) {
+		return a.deadline.Before(b.deadline)
+	}
+	return a.seq < b.seq
+}
+
+func (h *timerHeap) swap(i, j int) {
+	h.evs[i], h.evs[j] = h.evs[j], h.evs[i]
+	h.evs[i].heapIndex = i
+	h.evs[j].heapIndex = j
+}
+
+// fix moves the event at i up or down to where it belongs.
+func (h *timerHeap) fix(i int) {
+	for i > 0 {
+		parent := (i - 1) / 2
+		if !h.less(i, parent) {
+			break
+		}
+		h.swap(i, parent)
+		i = parent
+	}
+	for {
+		child := 2*i + 1
+		if child >= len(h.evs) {
+			return
+		}
+		if child+1 < len(h.evs) && h.less(child+1, child) {
+			child++
+		}
+		if !h.less(child, i) {
+			return
+		}
+		h.swap(i, child)
+		i = child
+	}
+}
