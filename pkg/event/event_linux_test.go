@@ -39,4 +39,3 @@ func TestEINTRRecomputesTheWait(t *testing.T) {
 		t.Logf("%d waits interrupted; the timer fired after %v", b.interrupted, firedAfter)
 	})
 }
-
