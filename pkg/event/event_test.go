@@ -161,7 +161,7 @@ func TestTimersInOrder(t *testing.T) {
 			tm := &timer{}
 			tm.ev = NewTimer(b, func(int, Events) {
 				if time.Now().Before(tm.due) {
-					t.Errorf("a timer fired %v early", tm.due.Sub(time.Now()))
+					t.Errorf("a timer fired %v early", time.Until(tm.due))
 				}
 				fired = append(fired, tm)
 			})
