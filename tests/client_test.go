@@ -15,14 +15,14 @@ import (
 
 // clientProperties are the rules of CONTRACT.md for the client, 01.
 var clientProperties = []property{
-	{"usage", "-h prints usage on stderr and exits 0; an unknown flag or a port out of range exits 2", 20 * time.Second, checkClientUsage},
-	{"request", "sends exactly `GET PATH HTTP/1.0\\r\\nHost: H\\r\\n\\r\\n`, `:P` after H unless P is 80", 30 * time.Second, checkRequest},
-	{"ipv4-ipv6", "IPv4 and IPv6 both work: -host 127.0.0.1, -host ::1 (Host: [::1]:P), -host localhost", 30 * time.Second, checkClientFamilies},
-	{"response", "copies the raw response to stdout byte for byte until the server closes; exit 0 whatever the status", 30 * time.Second, checkResponse},
-	{"lookup-failure", "a name that does not resolve: one stderr line, nothing on stdout, exit 1", 20 * time.Second, checkLookupFailure},
-	{"refused", "a refused connection: one stderr line, nothing on stdout, exit 1", 20 * time.Second, checkRefused},
-	{"reset", "a reset mid-response: the bytes before it on stdout, then one stderr line, exit 1", 30 * time.Second, checkClientReset},
-	{"trace", "-trace narrates the connect, the send and each recv with byte counts", 20 * time.Second, checkClientTrace},
+	{"usage", "-h prints usage on stderr and exits 0; an unknown flag or a port out of range exits 2", 20 * time.Second, checkClientUsage, nil},
+	{"request", "sends exactly `GET PATH HTTP/1.0\\r\\nHost: H\\r\\n\\r\\n`, `:P` after H unless P is 80", 30 * time.Second, checkRequest, nil},
+	{"ipv4-ipv6", "IPv4 and IPv6 both work: -host 127.0.0.1, -host ::1 (Host: [::1]:P), -host localhost", 30 * time.Second, checkClientFamilies, nil},
+	{"response", "copies the raw response to stdout byte for byte until the server closes; exit 0 whatever the status", 30 * time.Second, checkResponse, nil},
+	{"lookup-failure", "a name that does not resolve: one stderr line, nothing on stdout, exit 1", 20 * time.Second, checkLookupFailure, nil},
+	{"refused", "a refused connection: one stderr line, nothing on stdout, exit 1", 20 * time.Second, checkRefused, nil},
+	{"reset", "a reset mid-response: the bytes before it on stdout, then one stderr line, exit 1", 30 * time.Second, checkClientReset, nil},
+	{"trace", "-trace narrates the connect, the send and each recv with byte counts", 20 * time.Second, checkClientTrace, nil},
 }
 
 // httpPeer is a one-connection-at-a-time HTTP server that records each

@@ -45,13 +45,15 @@ type property struct {
 	rule    string        // what the contract says, in a line
 	timeout time.Duration // the subtest's deadline
 	check   func(c *check)
+	only    func(stage) bool // the stages it applies to; nil: every one
 }
 
 // TestConformance runs every stage against every property that applies.
 func TestConformance(t *testing.T) {
 	for _, st := range stages {
-		t.Run(st.dir, func(t *testing.T) {
+		t.Run(st.id(), func(t *testing.T) {
 			built := stagetest.Build(t, st.dir)
+			built.Env = st.env
 			for _, p := range st.properties() {
 				t.Run(p.name, func(t *testing.T) {
 					run(t, st, built, p)
@@ -84,9 +86,9 @@ func run(t *testing.T, st stage, built stagetest.Stage, p property) {
 		c.mu.Unlock()
 		cell, complaint := verdict(designed, seen, t.Failed())
 		if complaint != "" {
-			t.Errorf("%s is designed to break %q (%s), but %s", st.dir, p.name, kind, complaint)
+			t.Errorf("%s is designed to break %q (%s), but %s", st.id(), p.name, kind, complaint)
 		}
-		results.record(st.dir, p.name, cell, c.figures())
+		results.record(st.id(), p.name, cell, c.figures())
 	}()
 	t.Logf("rule: %s", p.rule)
 	p.check(c)
@@ -270,7 +272,7 @@ func (m *matrix) print(w *os.File) {
 				continue
 			}
 			for _, p := range table.props {
-				if _, ok := m.cells[[2]string{st.dir, p.name}]; ok {
+				if _, ok := m.cells[[2]string{st.id(), p.name}]; ok {
 					rows = append(rows, st)
 					break
 				}
@@ -286,9 +288,9 @@ func (m *matrix) print(w *os.File) {
 		}
 		grid := [][]string{header}
 		for _, st := range rows {
-			row := []string{st.dir}
+			row := []string{st.id()}
 			for _, p := range table.props {
-				cell, ok := m.cells[[2]string{st.dir, p.name}]
+				cell, ok := m.cells[[2]string{st.id(), p.name}]
 				if !ok {
 					cell = "-"
 				}

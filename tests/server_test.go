@@ -20,28 +20,30 @@ import (
 // serverProperties are the rules of CONTRACT.md for every server, in the
 // order the contract gives them.
 var serverProperties = []property{
-	{"usage", "-h prints usage on stderr and exits 0; an unknown flag prints the error and usage and exits 2", 20 * time.Second, checkUsage},
-	{"listening-line", "once listening, one stderr line says `listening on HOST:PORT` with the port bound, never :0", 20 * time.Second, checkListeningLine},
-	{"ipv6", "-listen [::1]:0 works, and the line says [::1]:PORT", 20 * time.Second, checkIPv6},
-	{"listen-errors", "a failure to listen is one stderr line with the -listen value and the reason, and exit status 1", 30 * time.Second, checkListenErrors},
-	{"sigterm", "SIGTERM: within 2 s, exit status 0 and no process of the server left", 60 * time.Second, func(c *check) { checkStop(c, syscall.SIGTERM) }},
-	{"sigint", "SIGINT: within 2 s, exit status 0 and no process of the server left", 60 * time.Second, func(c *check) { checkStop(c, syscall.SIGINT) }},
-	{"quiet", "without -trace, ordinary client behaviour prints nothing after the listening line", 30 * time.Second, checkQuiet},
-	{"trace", "-trace narrates accepts, reads and writes with their byte counts, and closes", 20 * time.Second, checkTrace},
-	{"every-byte", "the output is exactly ROT13 of the input, for all 256 byte values", 20 * time.Second, checkEveryByte},
-	{"line-latency", "a complete line is answered without waiting for more input, whatever came with it", 20 * time.Second, checkLineLatency},
-	{"pipelined", "many lines in few writes, split anywhere: every byte answered, in order", 30 * time.Second, checkPipelined},
-	{"byte-at-a-time", "a line sent one byte per write is answered", 20 * time.Second, checkByteAtATime},
-	{"max-line", "16384 bytes without a newline are sent on without waiting; longer lines are never cut", 30 * time.Second, checkMaxLine},
-	{"half-close", "after the client shuts down its write side, everything left is sent, then an orderly close", 30 * time.Second, checkHalfClose},
-	{"reset-isolation", "a client that resets or vanishes affects no other client", 30 * time.Second, checkResetIsolation},
-	{"concurrency", "a silent client holds up no other client", 30 * time.Second, checkConcurrency},
-	{"many-clients", "2000 concurrent clients are each answered", 180 * time.Second, checkManyClients},
-	{"back-pressure", "a client writing 64 MiB without reading costs under 48 MiB, others are served, and it gets every byte back", 180 * time.Second, checkBackPressure},
-	{"idle-cpu", "an idle server uses under 10% of a core", 30 * time.Second, checkIdleCPU},
-	{"emfile", "out of descriptors: at most a log line a second, under 10% of a core, a client served within 2 s of descriptors coming free", 60 * time.Second, checkEMFILE},
-	{"no-leaks", "2000 connect/line/close cycles under a limit of 32 descriptors leak no descriptor, process or zombie", 180 * time.Second, checkNoLeaks},
-	{"one-listener", "only the server process holds the listening socket; children never inherit it", 30 * time.Second, checkOneListener},
+	{"usage", "-h prints usage on stderr and exits 0; an unknown flag prints the error and usage and exits 2", 20 * time.Second, checkUsage, nil},
+	{"listening-line", "once listening, one stderr line says `listening on HOST:PORT` with the port bound, never :0", 20 * time.Second, checkListeningLine, nil},
+	{"ipv6", "-listen [::1]:0 works, and the line says [::1]:PORT", 20 * time.Second, checkIPv6, nil},
+	{"listen-errors", "a failure to listen is one stderr line with the -listen value and the reason, and exit status 1", 30 * time.Second, checkListenErrors, nil},
+	{"sigterm", "SIGTERM: within 2 s, exit status 0 and no process of the server left", 60 * time.Second, func(c *check) { checkStop(c, syscall.SIGTERM) }, nil},
+	{"sigint", "SIGINT: within 2 s, exit status 0 and no process of the server left", 60 * time.Second, func(c *check) { checkStop(c, syscall.SIGINT) }, nil},
+	{"quiet", "without -trace, ordinary client behaviour prints nothing after the listening line", 30 * time.Second, checkQuiet, nil},
+	{"trace", "-trace narrates accepts, reads and writes with their byte counts, and closes", 20 * time.Second, checkTrace, nil},
+	{"every-byte", "the output is exactly ROT13 of the input, for all 256 byte values", 20 * time.Second, checkEveryByte, nil},
+	{"line-latency", "a complete line is answered without waiting for more input, whatever came with it", 20 * time.Second, checkLineLatency, nil},
+	{"pipelined", "many lines in few writes, split anywhere: every byte answered, in order", 30 * time.Second, checkPipelined, nil},
+	{"byte-at-a-time", "a line sent one byte per write is answered", 20 * time.Second, checkByteAtATime, nil},
+	{"max-line", "16384 bytes without a newline are sent on without waiting; longer lines are never cut", 30 * time.Second, checkMaxLine, nil},
+	{"half-close", "after the client shuts down its write side, everything left is sent, then an orderly close", 30 * time.Second, checkHalfClose, nil},
+	{"reset-isolation", "a client that resets or vanishes affects no other client", 30 * time.Second, checkResetIsolation, nil},
+	{"concurrency", "a silent client holds up no other client", 30 * time.Second, checkConcurrency, nil},
+	{"many-clients", "2000 concurrent clients are each answered", 180 * time.Second, checkManyClients, nil},
+	{"back-pressure", "a client writing 64 MiB without reading costs under 48 MiB, others are served, and it gets every byte back", 180 * time.Second, checkBackPressure, nil},
+	{"idle-cpu", "an idle server uses under 10% of a core", 30 * time.Second, checkIdleCPU, nil},
+	{"emfile", "out of descriptors: at most a log line a second, under 10% of a core, a client served within 2 s of descriptors coming free", 60 * time.Second, checkEMFILE, nil},
+	{"no-leaks", "2000 connect/line/close cycles under a limit of 32 descriptors leak no descriptor, process or zombie", 180 * time.Second, checkNoLeaks, nil},
+	{"one-listener", "only the server process holds the listening socket; children never inherit it", 30 * time.Second, checkOneListener, nil},
+	{"methods", "EVENT_NO* rule a backend out; EVENT_SHOW_METHOD prints `using method NAME`; the most efficient is the default", 30 * time.Second, checkMethods,
+		func(st stage) bool { return st.reactor && len(st.env) == 0 }},
 }
 
 // noPanic checks that output carries no Go panic or stack trace.
@@ -554,7 +556,10 @@ func checkConcurrency(c *check) {
 // select serves those whose descriptor is below FD_SETSIZE and must close
 // the others at once; every other stage serves them all.
 func checkManyClients(c *check) {
-	const n = 2000
+	n := c.stage.clients
+	if n == 0 {
+		n = 2000
+	}
 	s := c.start()
 	idle, err := s.Usage()
 	require.NoError(c, err)
@@ -931,6 +936,37 @@ func checkOneListener(c *check) {
 	assert.Equal(c, []int{s.Pid}, holders, "the processes holding the listening socket")
 	pids, _ := s.Pids()
 	c.figure("%d processes; the listening socket held by %v", len(pids), holders)
+}
+
+// checkMethods starts the reactor stage with each backend ruled out in
+// turn, as libevent's environment variables do, and checks which one it
+// says it uses.
+func checkMethods(c *check) {
+	order := []string{"epoll", "poll", "select"} // Linux's preference list
+	var ruledOut []string
+	for _, want := range order {
+		stage := c.built
+		stage.Env = append([]string{"EVENT_SHOW_METHOD=1"}, ruledOut...)
+		s, err := stage.StartErr()
+		if !assert.NoError(c, err) {
+			return
+		}
+		_, err = s.WaitStderr(c.ctx, func(l string) bool { return strings.Contains(l, "using method ") })
+		assert.NoError(c, err, "EVENT_SHOW_METHOD prints the method")
+		found := ""
+		for _, l := range s.Stderr() {
+			if i := strings.Index(l, "using method "); i >= 0 {
+				found = strings.Fields(l[i+len("using method "):])[0]
+			}
+		}
+		assert.Equal(c, want, found, "with %v", ruledOut)
+		if st := c.open(s); st != nil {
+			st.exchange("served on " + found)
+		}
+		s.Kill()
+		ruledOut = append(ruledOut, "EVENT_NO"+strings.ToUpper(want)+"=1")
+	}
+	c.figure("epoll by default, then poll, then select, as EVENT_NO* rule each out")
 }
 
 // rot13Byte is the ROT13 of one byte, written out here so that the check

@@ -2,8 +2,18 @@ package tests
 
 // A stage is one program of the ladder, as the suite knows it.
 type stage struct {
-	dir    string // the directory of its main package
-	client bool   // 01: the client's rules apply, not the servers'
+	dir    string   // the directory of its main package
+	name   string   // its row in the matrix, when not dir: "04-reactor-server (poll)"
+	env    []string // its environment: "EVENT_NOEPOLL=1"
+	client bool     // 01: the client's rules apply, not the servers'
+
+	// reactor marks a server on pkg/event, whose backend the
+	// environment picks (04, 05).
+	reactor bool
+
+	// clients is how many concurrent clients many-clients connects; 2000
+	// unless set.
+	clients int
 
 	// fdSetSize marks a server built on select(2): it serves descriptors
 	// below FD_SETSIZE and closes the others at once (03).
@@ -29,6 +39,17 @@ var stages = []stage{
 		"emfile":   "burns-cpu",
 	}},
 	{dir: "03-select-server", fdSetSize: true},
+	{dir: "04-reactor-server", name: "04-reactor-server (epoll)", reactor: true, clients: 10000},
+	{dir: "04-reactor-server", name: "04-reactor-server (poll)", env: []string{"EVENT_NOEPOLL=1"}, reactor: true, clients: 10000},
+	{dir: "04-reactor-server", name: "04-reactor-server (select)", env: []string{"EVENT_NOEPOLL=1", "EVENT_NOPOLL=1"}, reactor: true, fdSetSize: true},
+}
+
+// id is the stage's row in the matrix.
+func (st stage) id() string {
+	if st.name != "" {
+		return st.name
+	}
+	return st.dir
 }
 
 // properties returns the properties that apply to the stage.
@@ -36,7 +57,13 @@ func (st stage) properties() []property {
 	if st.client {
 		return clientProperties
 	}
-	return serverProperties
+	var props []property
+	for _, p := range serverProperties {
+		if p.only == nil || p.only(st) {
+			props = append(props, p)
+		}
+	}
+	return props
 }
 
 // stalls reports whether the stage is designed to let a silent client

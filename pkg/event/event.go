@@ -373,7 +373,13 @@ func (b *Base) runActive() {
 			ev.reschedule(res)
 		}
 		for range calls {
-			if !ev.internal {
+			switch {
+			case ev.internal:
+			case ev.events&Signal != 0:
+				b.trace.Printf("callback: signal %d", ev.fd)
+			case ev.fd < 0:
+				b.trace.Printf("callback: timer")
+			default:
 				b.trace.Printf("callback: fd %d, %v", ev.fd, res)
 			}
 			ev.cb(ev.fd, res)
@@ -572,6 +578,7 @@ func (b *Base) watch(ev *Event) error {
 		return fmt.Errorf("event: %s has no edge-triggered events", b.be.name())
 	}
 	if in := old | interest([]*Event{ev}); in != old {
+		b.trace.Printf("%s: fd %d: watch for %v, was %v", b.be.name(), ev.fd, in, old)
 		if err := b.be.add(ev.fd, old, in); err != nil {
 			return fmt.Errorf("event: %s: add fd %d: %w", b.be.name(), ev.fd, err)
 		}
@@ -597,6 +604,7 @@ func (b *Base) unwatch(ev *Event) error {
 		b.io[ev.fd] = rest
 	}
 	if in := interest(rest); in != old {
+		b.trace.Printf("%s: fd %d: watch for %v, was %v", b.be.name(), ev.fd, in, old)
 		if err := b.be.del(ev.fd, old, in); err != nil {
 			return fmt.Errorf("event: %s: del fd %d: %w", b.be.name(), ev.fd, err)
 		}

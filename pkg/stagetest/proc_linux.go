@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -257,4 +259,63 @@ func (s *Server) WaitInSyscall(ctx context.Context, nr uintptr) error {
 		case <-time.After(time.Millisecond):
 		}
 	}
+}
+
+// CountSyscalls counts the system calls the server's process makes, in all
+// its threads, while work runs: it attaches strace -c -f for the time, and
+// returns the count by call ("read", "epoll_pwait"). It needs strace
+// (Debian's package strace), and the right to trace the process.
+func (s *Server) CountSyscalls(work func()) (map[string]int, error) {
+	path, err := exec.LookPath("strace")
+	if err != nil {
+		return nil, fmt.Errorf("strace is not installed (apt-get install strace): %w", err)
+	}
+	out, err := os.CreateTemp("", "strace-")
+	if err != nil {
+		return nil, err
+	}
+	out.Close()
+	defer os.Remove(out.Name())
+	cmd := exec.Command(path, "-c", "-f", "-p", strconv.Itoa(s.Pid), "-o", out.Name())
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	// strace says when it has attached; the work starts after that.
+	sc := bufio.NewScanner(stderr)
+	attached := false
+	for !attached && sc.Scan() {
+		attached = strings.Contains(sc.Text(), "attached")
+	}
+	if !attached {
+		cmd.Wait()
+		return nil, fmt.Errorf("strace did not attach to %d", s.Pid)
+	}
+	go io.Copy(io.Discard, stderr)
+	work()
+	cmd.Process.Signal(os.Interrupt) // detach, write the table, and die of it
+	cmd.Wait()
+	table, err := os.ReadFile(out.Name())
+	if err != nil {
+		return nil, err
+	}
+	counts := map[string]int{}
+	for _, line := range strings.Split(string(table), "\n") {
+		// % time  seconds  usecs/call  calls  [errors]  syscall
+		f := strings.Fields(line)
+		if len(f) < 5 || strings.HasPrefix(line, "%") || strings.HasPrefix(line, "-") {
+			continue
+		}
+		calls, err := strconv.Atoi(f[3])
+		if err == nil && f[len(f)-1] != "total" {
+			counts[f[len(f)-1]] = calls
+		}
+	}
+	if len(counts) == 0 {
+		return nil, fmt.Errorf("strace counted nothing:\n%s", table)
+	}
+	return counts, nil
 }

@@ -28,3 +28,6 @@ func (s *Server) ListenerHolders() ([]int, error) { return nil, errNoProc }
 // WaitInSyscall waits until the server is blocked in a system call; it
 // needs /proc.
 func (s *Server) WaitInSyscall(ctx context.Context, nr uintptr) error { return errNoProc }
+
+// CountSyscalls counts the server's system calls; it needs Linux's strace.
+func (s *Server) CountSyscalls(work func()) (map[string]int, error) { return nil, errNoProc }
