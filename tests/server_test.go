@@ -523,8 +523,8 @@ func checkResetIsolation(c *check) {
 
 func checkConcurrency(c *check) {
 	s := c.start()
-	a := c.open(s)
-	if a == nil || !a.send([]byte("silent after th")) {
+	a := c.open(s) // connected, and silent
+	if a == nil {
 		return
 	}
 	b := c.open(s)
@@ -532,22 +532,27 @@ func checkConcurrency(c *check) {
 		return
 	}
 	start := time.Now()
-	err := b.tryAwait(len(b.sent), lineWait)
-	if err == errWait {
-		// Let the first client finish and go, and see how long the
-		// second one waited.
-		a.send([]byte("is\n"))
-		a.awaitAll(lineWait)
+	switch err := b.tryAwait(len(b.sent), lineWait); err {
+	case nil:
+		c.figure("second client answered in %v", time.Since(start).Round(100*time.Microsecond))
+	case errWait:
+		// Let the first client speak and go, and see how long the second
+		// one waited.
+		a.exchange("at last")
 		a.conn.Close()
 		b.await(len(b.sent), 10*time.Second)
-		c.violation("stall", "the second client waited %v, until the first sent its newline", time.Since(start).Round(time.Millisecond))
+		c.violation("stall", "the second client waited %v, until the first spoke", time.Since(start).Round(time.Millisecond))
 		return
-	} else if err == nil {
-		c.figure("second client answered in %v", time.Since(start).Round(100*time.Microsecond))
-		a.send([]byte("is\n"))
-	} else {
+	default:
 		c.Errorf("the second client: %v after %d bytes", err, len(b.got))
+		return
 	}
+	// Nor does a client in the middle of a line.
+	a.send([]byte("half a li"))
+	if third := c.open(s); third != nil {
+		third.exchange("third client")
+	}
+	a.send([]byte("ne\n"))
 	a.awaitAll(lineWait)
 }
 
