@@ -44,9 +44,9 @@ fuzz:
 		done; \
 	done
 
-# cross: build and vet for Darwin and FreeBSD, so that build tags stay honest.
+# cross: build and vet for Darwin and the BSDs, so that build tags stay honest.
 cross:
-	for os in darwin freebsd; do GOOS=$$os $(GO) build ./... && GOOS=$$os $(GO) vet ./... || exit 1; done
+	for os in darwin freebsd netbsd openbsd; do GOOS=$$os $(GO) build ./... && GOOS=$$os $(GO) vet ./... || exit 1; done
 
 clean:
 	rm -rf bin

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
@@ -64,45 +63,4 @@ func TestSelectSurvivesSignals(t *testing.T) {
 		t.Fatal("the server exited")
 	default:
 	}
-}
-
-// TestOneReadPerReadiness: the book reads a socket until it says EAGAIN, so
-// a client that sends faster than the server reads keeps the loop to
-// itself. Here another client is answered promptly while one floods.
-func TestOneReadPerReadiness(t *testing.T) {
-	s := stagetest.Build(t, "03-select-server").Start(t)
-	flood := s.Dial(t)
-	flood.SetDeadline(time.Now().Add(30 * time.Second))
-	stop := make(chan bool)
-	go func() { // Send as fast as the server takes it...
-		chunk := []byte(strings.Repeat("flood flood flood flood flood flood\n", 1800))
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if _, err := flood.Write(chunk); err != nil {
-				return
-			}
-		}
-	}()
-	go io.Copy(io.Discard, flood) // ...and read every answer, so nothing holds it back.
-
-	other := s.Dial(t)
-	other.SetDeadline(time.Now().Add(30 * time.Second))
-	var worst time.Duration
-	for i := range 100 {
-		line := "other " + strconv.Itoa(i) + "\n"
-		start := time.Now()
-		other.Write([]byte(line))
-		got := make([]byte, len(line))
-		other.SetReadDeadline(time.Now().Add(time.Second))
-		_, err := io.ReadFull(other, got)
-		require.NoError(t, err, "exchange %d while another client floods", i)
-		worst = max(worst, time.Since(start))
-	}
-	close(stop)
-	t.Logf("the slowest of 100 exchanges beside a flood took %v", worst)
-	assert.Less(t, worst, time.Second)
 }

@@ -53,7 +53,12 @@ func freeFdState(fd int, st *fdState) {
 	trace.Printf("close fd %d", fd)
 }
 
-// doRead runs when fd is readable: it reads once, as in 03, and answers.
+// doRead runs when fd is readable: it reads once, and answers.
+//
+// Unlike the book, whose do_read reads until recv says EAGAIN: as in 03,
+// one read per readiness keeps a client that sends faster than the server
+// reads from having the loop to itself; the backend reports the socket
+// again if more is waiting.
 func doRead(fd int, st *fdState) {
 	n, err := evutil.IgnoringEINTRIO(unix.Read, fd, st.Space())
 	switch {

@@ -36,6 +36,7 @@ var serverProperties = []property{
 	{"half-close", "after the client shuts down its write side, everything left is sent, then an orderly close", 30 * time.Second, checkHalfClose, nil},
 	{"reset-isolation", "a client that resets or vanishes affects no other client", 30 * time.Second, checkResetIsolation, nil},
 	{"concurrency", "a silent client holds up no other client", 30 * time.Second, checkConcurrency, nil},
+	{"fairness", "a client that sends as fast as it can holds up no other client", 60 * time.Second, checkFairness, nil},
 	{"many-clients", "2000 concurrent clients are each answered", 180 * time.Second, checkManyClients, nil},
 	{"back-pressure", "a client writing 64 MiB without reading costs under 48 MiB, others are served, and it gets every byte back", 180 * time.Second, checkBackPressure, nil},
 	{"idle-cpu", "an idle server uses under 10% of a core", 30 * time.Second, checkIdleCPU, nil},
@@ -560,6 +561,78 @@ func checkConcurrency(c *check) {
 // the other half stay silent, then the silent half speak. A stage built on
 // select serves those whose descriptor is below FD_SETSIZE and must close
 // the others at once; every other stage serves them all.
+// checkFairness has one client send lines as fast as the server takes
+// them, and read every answer, while another exchanges 100 lines: each of
+// those must be answered in time. A server that reads a socket until it
+// has nothing more (the book's 03 and 04 read until EAGAIN) may never
+// come back from the first.
+func checkFairness(c *check) {
+	s := c.start()
+	flood := c.open(s)
+	if flood == nil {
+		return
+	}
+	pattern := bytes.Repeat([]byte("flood flood flood flood flood flood\n"), 1820) // 64 KiB and a bit
+	want := make([]byte, len(pattern))
+	for i, b := range pattern {
+		want[i] = rot13Byte(b)
+	}
+	stop := make(chan bool)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { // send as fast as the server takes it...
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := flood.conn.Write(pattern); err != nil {
+				return
+			}
+		}
+	}()
+	var flooded atomic.Int64
+	go func() { // ...and read every answer, checking it, so that nothing holds it back
+		defer wg.Done()
+		buf := make([]byte, 64<<10)
+		pos := 0
+		for {
+			n, err := flood.conn.Read(buf)
+			for _, b := range buf[:n] {
+				if b != want[pos%len(want)] {
+					c.Errorf("the flooding client's answer is wrong at byte %d", pos)
+					return
+				}
+				pos++
+			}
+			flooded.Store(int64(pos))
+			if err != nil {
+				return
+			}
+		}
+	}()
+
+	other := c.open(s)
+	if other == nil {
+		close(stop)
+		return
+	}
+	var worst time.Duration
+	for i := range 100 {
+		start := time.Now()
+		if !other.exchange(fmt.Sprintf("other %d", i)) {
+			break
+		}
+		worst = max(worst, time.Since(start))
+	}
+	close(stop)
+	flood.conn.Close()
+	wg.Wait()
+	c.figure("the slowest of 100 exchanges beside a flood: %v; the flood got %s of answers meanwhile", worst.Round(100*time.Microsecond), mib(flooded.Load()))
+}
+
 func checkManyClients(c *check) {
 	n := c.stage.clients
 	if n == 0 {

@@ -24,11 +24,13 @@ import (
 //     waits until something is ready, zero only looks, a positive one waits
 //     at most that long, rounded up to what the call can express (epoll and
 //     poll count whole milliseconds; a wait of 0.3 ms must not become a
-//     busy loop of zero-length waits). It reports each ready descriptor
-//     once through ready(fd, what), what being Read, Write or both; a hang-up
-//     or an error on the descriptor counts as both, so that the callbacks
-//     find out by reading or writing. Interrupted by a signal (EINTR), it
-//     returns nil at once: the loop recomputes its deadline and calls again.
+//     busy loop of zero-length waits). It reports ready descriptors through
+//     ready(fd, what), what being Read, Write or both, once per descriptor
+//     or (kqueue) once per kind of readiness, the base adding them up; a
+//     hang-up or an error on the descriptor counts as both, so that the
+//     callbacks find out by reading or writing. Interrupted by a signal, it
+//     returns unix.EINTR at once: the loop recomputes its deadline and
+//     calls again.
 //   - A backend reports only descriptors it was told about, and nothing
 //     about a descriptor after del forgot it.
 //   - close releases what the backend holds (its epoll or kqueue
@@ -96,6 +98,8 @@ func pickBackend(c *Config) (backend, error) {
 		if c.avoid[m.name] {
 			continue
 		}
+		// Unlike libevent, a variable set to the empty string rules
+		// nothing out (CONTRACT.md: any non-empty value).
 		if !c.ignoreEnv && os.Getenv("EVENT_NO"+strings.ToUpper(m.name)) != "" {
 			continue
 		}
@@ -111,11 +115,18 @@ func pickBackend(c *Config) (backend, error) {
 	return nil, fmt.Errorf("event: no method works: %s", strings.Join(tried, "; "))
 }
 
+// maxWait is the longest wait a backend asks for. epoll_wait and poll take
+// their timeout as a 32-bit count of milliseconds, and read a longer one as
+// negative, that is, as no limit at all; so a timer weeks away would be
+// missed. As libevent's epoll.c (MAX_EPOLL_TIMEOUT_MSEC), wait at most 35
+// minutes, then look again.
+const maxWait = 35 * time.Minute
+
 // msTimeout converts a dispatch timeout to what epoll_wait and poll take:
-// -1 for no limit, else milliseconds, rounded up.
+// -1 for no limit, else milliseconds, rounded up, and at most maxWait.
 func msTimeout(d time.Duration) int {
 	if d < 0 {
 		return -1
 	}
-	return int((d + time.Millisecond - 1) / time.Millisecond)
+	return int((min(d, maxWait) + time.Millisecond - 1) / time.Millisecond)
 }

@@ -12,7 +12,9 @@
 // select, whichever this system has and is most efficient (backend.go,
 // SupportedMethods). As in libevent, EVENT_NOEPOLL, EVENT_NOKQUEUE,
 // EVENT_NOPOLL and EVENT_NOSELECT rule one out, and EVENT_SHOW_METHOD logs
-// which one a new base uses.
+// which one a new base uses; unlike libevent, which takes a variable set
+// to the empty string as set, they count only with a value (the ladder's
+// CONTRACT.md).
 //
 // An event is initialized by New; pending once added (its descriptor or
 // signal watched, its timeout counting down); active when it is ready and
@@ -23,6 +25,11 @@
 // callbacks run there, one at a time; a callback may add, delete or free
 // any event, itself included. Only LoopBreak and LoopExit may be called
 // from other goroutines: they wake a loop that waits.
+//
+// Delete a descriptor's events before closing it, as with libevent: the
+// kernel forgets a closed descriptor only once no other copy of it (from
+// dup or fork) is open, and a number closed without a Del is, to the base,
+// still watched when the system hands it out again.
 package event
 
 import (
@@ -82,8 +89,9 @@ const (
 	// Once waits until some event is active, runs the callbacks of all
 	// that are, and returns (EVLOOP_ONCE).
 	Once LoopFlags = 1 << iota
-	// NonBlock runs the callbacks of the events already ready, without
-	// waiting, and returns (EVLOOP_NONBLOCK).
+	// NonBlock never waits: the loop runs the callbacks of the events
+	// that are ready, and of those they make ready, and returns as soon
+	// as it finds none (EVLOOP_NONBLOCK).
 	NonBlock
 )
 
@@ -93,7 +101,8 @@ type Base struct {
 	io      map[int][]*Event // events with a descriptor, by descriptor
 	signals map[syscall.Signal][]*Event
 	timers  timerHeap
-	active  []*Event // events whose callbacks are due, in order
+	active  []*Event // events whose callbacks are due, in order; some may since have been deleted
+	nactive int      // how many in active have not
 	user    int      // pending events that are not the base's own
 
 	running bool
@@ -105,10 +114,10 @@ type Base struct {
 	// goroutine wants its attention: a signal, LoopExit, LoopBreak.
 	notifyR, notifyW int
 	notifyEv         *Event
-	mu               sync.Mutex      // guards exitReqs
-	exitReqs         []time.Duration // LoopExit calls not yet scheduled
-	sigCh            chan os.Signal
-	sigDone          chan struct{}    // closed when the forwarding goroutine ends
+	mu               sync.Mutex  // guards exitReqs and freed
+	exitReqs         []time.Time // when LoopExit calls asked to exit; not yet scheduled
+	freed            bool
+	sigWatch         map[syscall.Signal]*sigWatcher
 	sigCount         [65]atomic.Int32 // deliveries not yet dispatched, by number
 
 	interrupted int    // waits that EINTR cut short, for the tests
@@ -129,10 +138,11 @@ func NewBaseWithConfig(cfg *Config) (*Base, error) {
 		return nil, err
 	}
 	b := &Base{
-		be:      be,
-		io:      map[int][]*Event{},
-		signals: map[syscall.Signal][]*Event{},
-		trace:   log.New(io.Discard, "", 0),
+		be:       be,
+		io:       map[int][]*Event{},
+		signals:  map[syscall.Signal][]*Event{},
+		sigWatch: map[syscall.Signal]*sigWatcher{},
+		trace:    log.New(io.Discard, "", 0),
 	}
 	var p [2]int
 	if err := pipe(p[:]); err != nil {
@@ -167,13 +177,17 @@ func (b *Base) SetTrace(l *log.Logger) {
 }
 
 // Free releases the base's backend and descriptors (event_base_free). Its
-// events must not be used afterwards.
+// events must not be used afterwards; a second Free does nothing.
 func (b *Base) Free() error {
-	if b.sigCh != nil {
-		signal.Stop(b.sigCh) // after it, nothing more is sent on sigCh
-		close(b.sigCh)
-		<-b.sigDone // and nothing more is written to the pipe
+	for sig := range b.sigWatch {
+		b.stopSignal(sig) // after it, nothing writes to the pipe for sig
 	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.freed {
+		return nil
+	}
+	b.freed = true // nor does wake, any more
 	unix.Close(b.notifyR)
 	unix.Close(b.notifyW)
 	return b.be.close()
@@ -205,11 +219,11 @@ func (b *Base) Loop(flags LoopFlags) error {
 		if b.gotExit || b.brk.Load() {
 			return nil
 		}
-		if b.user == 0 && len(b.active) == 0 {
+		if b.user == 0 && b.nactive == 0 {
 			return nil // nothing left to wait for
 		}
 		timeout := time.Duration(-1)
-		if len(b.active) > 0 || flags&NonBlock != 0 {
+		if b.nactive > 0 || flags&NonBlock != 0 {
 			timeout = 0
 		} else if ev := b.timers.first(); ev != nil {
 			timeout = max(0, time.Until(ev.deadline))
@@ -230,9 +244,10 @@ func (b *Base) Loop(flags LoopFlags) error {
 		}
 		b.trace.Printf("%s: %d ready", b.be.name(), n)
 		b.expireTimers(time.Now())
-		if len(b.active) > 0 {
-			b.runActive()
-			if flags&Once != 0 {
+		if b.nactive > 0 {
+			// As in libevent, Once ends the loop after a round that ran
+			// callbacks and left none due.
+			if ran := b.runActive(); flags&Once != 0 && ran > 0 && b.nactive == 0 {
 				return nil
 			}
 		} else if flags&NonBlock != 0 {
@@ -247,7 +262,7 @@ func (b *Base) Loop(flags LoopFlags) error {
 // round of callbacks. It may be called from any goroutine.
 func (b *Base) LoopExit(after time.Duration) error {
 	b.mu.Lock()
-	b.exitReqs = append(b.exitReqs, max(0, after))
+	b.exitReqs = append(b.exitReqs, time.Now().Add(max(0, after)))
 	b.mu.Unlock()
 	return b.wake()
 }
@@ -269,8 +284,14 @@ func (b *Base) GotExit() bool { return b.gotExit }
 // (event_base_got_break).
 func (b *Base) GotBreak() bool { return b.brk.Load() }
 
-// wake makes the loop's wait return, by writing to the base's own pipe.
+// wake makes the loop's wait return, by writing to the base's own pipe;
+// after Free, it does nothing (the number may be another file's by then).
 func (b *Base) wake() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.freed {
+		return nil
+	}
 	_, err := unix.Write(b.notifyW, []byte{0})
 	if err == unix.EAGAIN {
 		return nil // the pipe is full: the loop will wake anyway
@@ -288,9 +309,12 @@ func (b *Base) notified() {
 		}
 	}
 	b.scheduleExits()
-	for sig, evs := range b.signals {
-		if n := b.sigCount[sig].Swap(0); n > 0 {
-			for _, ev := range evs {
+	for sig := range b.sigCount {
+		// Every count is taken, so that a signal that came while no
+		// event watched it is not handed to one added later.
+		n := b.sigCount[sig].Swap(0)
+		for _, ev := range b.signals[syscall.Signal(sig)] {
+			if n > 0 {
 				ev.ncalls += int(n)
 				b.activate(ev, Signal)
 			}
@@ -304,9 +328,11 @@ func (b *Base) scheduleExits() {
 	reqs := b.exitReqs
 	b.exitReqs = nil
 	b.mu.Unlock()
-	for _, after := range reqs {
+	for _, at := range reqs {
+		// A pending event like any other (as with libevent's
+		// event_base_once): the loop waits for it.
 		ev := NewTimer(b, func(int, Events) { b.gotExit = true })
-		ev.add(max(after, time.Nanosecond), true)
+		ev.Add(max(time.Until(at), time.Nanosecond))
 	}
 }
 
@@ -349,12 +375,14 @@ func (b *Base) activate(ev *Event, what Events) {
 	if !ev.active {
 		ev.active = true
 		b.active = append(b.active, ev)
+		b.nactive++
 	}
 }
 
-// runActive runs the callbacks of the events that are active now. Events
-// that become active meanwhile wait for the next round.
-func (b *Base) runActive() {
+// runActive runs the callbacks of the events that are active now, and
+// returns how many ran. Events that become active meanwhile wait for the
+// next round.
+func (b *Base) runActive() (ran int) {
 	queue := b.active
 	b.active = nil
 	for i, ev := range queue {
@@ -363,16 +391,22 @@ func (b *Base) runActive() {
 		}
 		if b.brk.Load() {
 			b.active = append(queue[i:], b.active...)
-			return
+			return ran
 		}
 		res, calls := ev.res, max(ev.ncalls, 1)
 		ev.active, ev.res, ev.ncalls = false, 0, 0
+		b.nactive--
 		if ev.events&Persist == 0 {
 			ev.del()
 		} else if ev.timeout > 0 {
 			ev.reschedule(res)
 		}
-		for range calls {
+		// A signal's callback runs once per delivery, as in libevent,
+		// unless one of those runs deletes the event or breaks the loop.
+		for n := 0; n < calls; n++ {
+			if n > 0 && (ev.freed || !ev.watched || b.brk.Load()) {
+				break
+			}
 			switch {
 			case ev.internal:
 			case ev.events&Signal != 0:
@@ -383,8 +417,10 @@ func (b *Base) runActive() {
 				b.trace.Printf("callback: fd %d, %v", ev.fd, res)
 			}
 			ev.cb(ev.fd, res)
+			ran++
 		}
 	}
+	return ran
 }
 
 // An Event is a descriptor, a signal or a timeout to wait for, and the
@@ -456,7 +492,8 @@ func (ev *Event) add(timeout time.Duration, internal bool) error {
 }
 
 // Del makes the event neither pending nor active (event_del). It is safe
-// on an event that is neither.
+// on an event that is neither. Delete a descriptor's events before closing
+// it.
 func (ev *Event) Del() error {
 	if ev.freed {
 		return nil
@@ -467,6 +504,9 @@ func (ev *Event) Del() error {
 func (ev *Event) del() error {
 	b := ev.base
 	was := ev.pending()
+	if ev.active {
+		b.nactive--
+	}
 	ev.active, ev.res, ev.ncalls = false, 0, 0
 	if ev.heapIndex >= 0 {
 		b.timers.remove(ev)
@@ -612,27 +652,35 @@ func (b *Base) unwatch(ev *Event) error {
 	return nil
 }
 
-// watchSignal starts delivering the signal ev.fd into the loop. Go's
-// os/signal catches it; a goroutine of the base's counts it and wakes the
-// loop through the base's pipe; the loop runs the callbacks (notified).
+// A sigWatcher delivers one signal into the loop: Go's os/signal catches
+// it and sends it on ch; a goroutine counts it and wakes the loop through
+// the base's pipe; the loop runs the callbacks (notified). Each signal has
+// its own channel, so that watching one stops without touching the others:
+// os/signal can stop a channel only for every signal it carries at once,
+// and a signal caught by nobody, even for a moment, may kill the process.
+type sigWatcher struct {
+	ch   chan os.Signal
+	done chan struct{} // closed when the goroutine ends
+}
+
+// watchSignal starts delivering the signal ev.fd into the loop.
 func (b *Base) watchSignal(ev *Event) error {
 	sig := syscall.Signal(ev.fd)
 	if sig <= 0 || int(sig) >= len(b.sigCount) {
 		return fmt.Errorf("event: no signal %d", sig)
 	}
-	if b.sigCh == nil {
-		b.sigCh = make(chan os.Signal, 64)
-		b.sigDone = make(chan struct{})
+	if b.sigWatch[sig] == nil {
+		w := &sigWatcher{ch: make(chan os.Signal, 64), done: make(chan struct{})}
+		b.sigWatch[sig] = w
+		b.sigCount[sig].Store(0)
 		go func() {
-			defer close(b.sigDone)
-			for s := range b.sigCh {
-				b.sigCount[s.(syscall.Signal)].Add(1)
+			defer close(w.done)
+			for range w.ch {
+				b.sigCount[sig].Add(1)
 				b.wake()
 			}
 		}()
-	}
-	if len(b.signals[sig]) == 0 {
-		signal.Notify(b.sigCh, sig)
+		signal.Notify(w.ch, sig)
 	}
 	b.signals[sig] = append(b.signals[sig], ev)
 	ev.watched = true
@@ -648,11 +696,16 @@ func (b *Base) unwatchSignal(ev *Event) {
 		return
 	}
 	delete(b.signals, sig)
-	// os/signal can stop a channel only for every signal at once.
-	signal.Stop(b.sigCh)
-	for s := range b.signals {
-		signal.Notify(b.sigCh, s)
-	}
+	b.stopSignal(sig)
+}
+
+// stopSignal stops sig's watcher, and waits for its goroutine to end.
+func (b *Base) stopSignal(sig syscall.Signal) {
+	w := b.sigWatch[sig]
+	delete(b.sigWatch, sig)
+	signal.Stop(w.ch) // after it, nothing more is sent on ch
+	close(w.ch)
+	<-w.done
 }
 
 // remove returns evs without ev, as a new slice: the loop may be walking

@@ -27,9 +27,11 @@ func newKqueue() (backend, error) {
 func (k *kqueue) name() string        { return "kqueue" }
 func (k *kqueue) edgeTriggered() bool { return true }
 
-// change applies the filter changes from old to new at once.
+// change applies the filter changes from old to new, one filter at a
+// time; if adding one fails, it takes back those it added, so that the
+// kernel watches exactly what the base believes.
 func (k *kqueue) change(fd int, old, new Events) error {
-	var changes []unix.Kevent_t
+	var added []int
 	for _, f := range []struct {
 		flag   Events
 		filter int
@@ -47,13 +49,18 @@ func (k *kqueue) change(fd int, old, new Events) error {
 		default:
 			continue
 		}
-		changes = append(changes, kev)
+		if _, err := unix.Kevent(k.fd, []unix.Kevent_t{kev}, nil, nil); err != nil {
+			for _, filter := range added {
+				unix.SetKevent(&kev, fd, filter, unix.EV_DELETE)
+				unix.Kevent(k.fd, []unix.Kevent_t{kev}, nil, nil)
+			}
+			return err
+		}
+		if kev.Flags&unix.EV_ADD != 0 {
+			added = append(added, f.filter)
+		}
 	}
-	if len(changes) == 0 {
-		return nil
-	}
-	_, err := unix.Kevent(k.fd, changes, nil, nil)
-	return err
+	return nil
 }
 
 func (k *kqueue) add(fd int, old, new Events) error {
@@ -81,8 +88,8 @@ func (k *kqueue) dispatch(timeout time.Duration, ready func(int, Events)) (int, 
 	for _, kev := range k.events[:n] {
 		var what Events
 		switch {
-		case kev.Flags&unix.EV_ERROR != 0:
-			what = Read | Write // let the callbacks find the error
+		case kev.Flags&unix.EV_EOF != 0:
+			what = Read | Write // a hang-up: let the callbacks find out
 		case kev.Filter == unix.EVFILT_READ:
 			what = Read
 		case kev.Filter == unix.EVFILT_WRITE:
@@ -99,3 +106,7 @@ func (k *kqueue) dispatch(timeout time.Duration, ready func(int, Events)) (int, 
 func (k *kqueue) close() error {
 	return unix.Close(k.fd)
 }
+
+// resultCap is how many ready descriptors a wait can return now, for the
+// tests.
+func (k *kqueue) resultCap() int { return len(k.events) }

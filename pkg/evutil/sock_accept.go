@@ -1,4 +1,4 @@
-//go:build darwin
+//go:build darwin || netbsd || openbsd
 
 package evutil
 
@@ -9,9 +9,9 @@ import (
 )
 
 // Socket is socket(2) with the descriptor marked close-on-exec. Darwin has
-// no SOCK_CLOEXEC, so it takes two calls; syscall.ForkLock keeps a
-// concurrent syscall.ForkExec from starting a program between them, as Go's
-// net package does on the same systems.
+// no SOCK_CLOEXEC (and x/sys gives NetBSD and OpenBSD no accept4), so it
+// takes two calls; syscall.ForkLock keeps a concurrent syscall.ForkExec from
+// starting a program between them, as Go's net package does.
 func Socket(domain, typ, proto int) (int, error) {
 	syscall.ForkLock.RLock()
 	defer syscall.ForkLock.RUnlock()
@@ -24,8 +24,8 @@ func Socket(domain, typ, proto int) (int, error) {
 }
 
 // Accept is accept(2) with the new descriptor marked close-on-exec, in two
-// calls under syscall.ForkLock because Darwin has no accept4. The new
-// socket is blocking, whatever the listener is.
+// calls under syscall.ForkLock, for want of accept4. The new socket is
+// blocking, whatever the listener is.
 func Accept(fd int) (int, unix.Sockaddr, error) {
 	syscall.ForkLock.RLock()
 	defer syscall.ForkLock.RUnlock()
@@ -34,8 +34,8 @@ func Accept(fd int) (int, unix.Sockaddr, error) {
 		return -1, nil, err
 	}
 	unix.CloseOnExec(nfd)
-	// A socket accepted on Darwin inherits O_NONBLOCK from the listener;
-	// on Linux, and from accept4 on the BSDs, it never does.
+	// A socket accepted by accept(2) on the BSDs and Darwin inherits
+	// O_NONBLOCK from the listener; on Linux, and from accept4, never.
 	if err := unix.SetNonblock(nfd, false); err != nil {
 		unix.Close(nfd)
 		return -1, nil, err
