@@ -69,11 +69,3 @@ func (b *Buffer) WriteTo(fd int) (int, error) {
 	}
 	return n, err
 }
-
-func total(iov [][]byte) int {
-	n := 0
-	for _, v := range iov {
-		n += len(v)
-	}
-	return n
-}
