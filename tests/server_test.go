@@ -45,6 +45,8 @@ var serverProperties = []property{
 	{"one-listener", "only the server process holds the listening socket; children never inherit it", 30 * time.Second, checkOneListener, nil},
 	{"methods", "EVENT_NO* rule a backend out; EVENT_SHOW_METHOD prints `using method NAME`; the most efficient is the default", 30 * time.Second, checkMethods,
 		func(st stage) bool { return st.reactor && len(st.env) == 0 }},
+	{"no-ctl-per-line", "a client's lines change nothing the backend watches: no epoll_ctl per answer (04, 05)", 30 * time.Second, checkNoCtlPerLine,
+		func(st stage) bool { return st.reactor }},
 }
 
 // noPanic checks that output carries no Go panic or stack trace.
@@ -1045,6 +1047,52 @@ func checkMethods(c *check) {
 		ruledOut = append(ruledOut, "EVENT_NO"+strings.ToUpper(want)+"=1")
 	}
 	c.figure("epoll by default, then poll, then select, as EVENT_NO* rule each out")
+}
+
+// checkNoCtlPerLine has a client exchange 200 lines with a reactor stage
+// running with -trace, in which pkg/event narrates every change of
+// interest it asks the backend for. The book's 04 adds the write event for
+// every answer and deletes it after: two epoll_ctl calls a line. A stage
+// that writes at once changes the client's descriptor twice in all: when
+// it arrives and when it goes.
+func checkNoCtlPerLine(c *check) {
+	s := c.start("-trace")
+	st := c.open(s)
+	if st == nil {
+		return
+	}
+	for i := range 200 {
+		if !st.exchange(fmt.Sprintf("line %03d", i)) {
+			return
+		}
+	}
+	st.conn.Close()
+	if _, err := s.WaitStderr(c.ctx, func(l string) bool { return strings.HasPrefix(l, "close fd") }); err != nil {
+		c.Errorf("the server never traced the close: %v", err)
+		return
+	}
+	fd, method := "", ""
+	for _, l := range s.Stderr() {
+		if rest, ok := strings.CutPrefix(l, "accept fd="); ok {
+			fd = strings.Fields(rest)[0]
+		}
+		if rest, ok := strings.CutPrefix(l, "method "); ok {
+			method = rest
+		}
+	}
+	require.NotEmpty(c, fd, "the trace shows the accept")
+	require.NotEmpty(c, method, "the trace shows the method")
+	var changes []string
+	for _, l := range s.Stderr() {
+		if strings.HasPrefix(l, method+": fd "+fd+": watch for") {
+			changes = append(changes, l)
+		}
+	}
+	assert.Equal(c, []string{
+		method + ": fd " + fd + ": watch for Read, was 0",
+		method + ": fd " + fd + ": watch for 0, was Read",
+	}, changes, "watched for reading on arrival, forgotten on departure, and no change between")
+	c.figure("on %s, 200 lines: %d changes of interest for the client", method, len(changes))
 }
 
 // rot13Byte is the ROT13 of one byte, written out here so that the check

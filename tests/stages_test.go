@@ -42,6 +42,9 @@ var stages = []stage{
 	{dir: "04-reactor-server", name: "04-reactor-server (epoll)", reactor: true, clients: 10000},
 	{dir: "04-reactor-server", name: "04-reactor-server (poll)", env: []string{"EVENT_NOEPOLL=1"}, reactor: true, clients: 10000},
 	{dir: "04-reactor-server", name: "04-reactor-server (select)", env: []string{"EVENT_NOEPOLL=1", "EVENT_NOPOLL=1"}, reactor: true, fdSetSize: true},
+	{dir: "05-bufferevent-server", name: "05-bufferevent-server (epoll)", reactor: true, clients: 10000},
+	{dir: "05-bufferevent-server", name: "05-bufferevent-server (poll)", env: []string{"EVENT_NOEPOLL=1"}, reactor: true},
+	{dir: "05-bufferevent-server", name: "05-bufferevent-server (select)", env: []string{"EVENT_NOEPOLL=1", "EVENT_NOPOLL=1"}, reactor: true, fdSetSize: true},
 }
 
 // id is the stage's row in the matrix.

@@ -102,6 +102,7 @@ type Base struct {
 	signals map[syscall.Signal][]*Event
 	timers  timerHeap
 	active  []*Event // events whose callbacks are due, in order; some may since have been deleted
+	spare   []*Event // the last round's queue, kept for the next: a round allocates nothing
 	nactive int      // how many in active have not
 	user    int      // pending events that are not the base's own
 
@@ -109,6 +110,7 @@ type Base struct {
 	gotExit bool        // a LoopExit's time has come (event_gotterm)
 	brk     atomic.Bool // LoopBreak was called (event_break)
 	trace   *log.Logger
+	tracing bool // trace writes somewhere: worth formatting for
 
 	// The base's own pipe, readable when something outside the loop's
 	// goroutine wants its attention: a signal, LoopExit, LoopBreak.
@@ -120,8 +122,9 @@ type Base struct {
 	sigWatch         map[syscall.Signal]*sigWatcher
 	sigCount         [65]atomic.Int32 // deliveries not yet dispatched, by number
 
-	interrupted int    // waits that EINTR cut short, for the tests
-	beforeWait  func() // for the tests: called before each wait
+	readyFn     func(int, Events) // b.ready, made once: a method value made per wait would allocate
+	interrupted int               // waits that EINTR cut short, for the tests
+	beforeWait  func()            // for the tests: called before each wait
 }
 
 // NewBase returns a Base on the most efficient backend available
@@ -144,6 +147,7 @@ func NewBaseWithConfig(cfg *Config) (*Base, error) {
 		sigWatch: map[syscall.Signal]*sigWatcher{},
 		trace:    log.New(io.Discard, "", 0),
 	}
+	b.readyFn = b.ready
 	var p [2]int
 	if err := pipe(p[:]); err != nil {
 		be.close()
@@ -174,6 +178,19 @@ func (b *Base) SetTrace(l *log.Logger) {
 		l = log.New(io.Discard, "", 0)
 	}
 	b.trace = l
+	b.tracing = l.Writer() != io.Discard
+}
+
+// Tracing reports whether the base narrates: code on the hot path checks
+// it before it formats a line, which would allocate even for io.Discard.
+func (b *Base) Tracing() bool {
+	return b.tracing
+}
+
+// Tracer returns the logger SetTrace gave the base, so that what is built
+// on the base (bufferevents, listeners) narrates in the same place.
+func (b *Base) Tracer() *log.Logger {
+	return b.trace
 }
 
 // Free releases the base's backend and descriptors (event_base_free). Its
@@ -231,18 +248,22 @@ func (b *Base) Loop(flags LoopFlags) error {
 		if b.beforeWait != nil {
 			b.beforeWait()
 		}
-		n, err := b.be.dispatch(timeout, b.ready)
+		n, err := b.be.dispatch(timeout, b.readyFn)
 		if err == unix.EINTR {
 			// A signal cut the wait short: wait again, for what is left
 			// of the time, recomputed from the timers.
 			b.interrupted++
-			b.trace.Printf("%s: interrupted by a signal (EINTR)", b.be.name())
+			if b.tracing {
+				b.trace.Printf("%s: interrupted by a signal (EINTR)", b.be.name())
+			}
 			continue
 		}
 		if err != nil {
 			return fmt.Errorf("event: %s: %w", b.be.name(), err)
 		}
-		b.trace.Printf("%s: %d ready", b.be.name(), n)
+		if b.tracing {
+			b.trace.Printf("%s: %d ready", b.be.name(), n)
+		}
 		b.expireTimers(time.Now())
 		if b.nactive > 0 {
 			// As in libevent, Once ends the loop after a round that ran
@@ -384,13 +405,17 @@ func (b *Base) activate(ev *Event, what Events) {
 // next round.
 func (b *Base) runActive() (ran int) {
 	queue := b.active
-	b.active = nil
+	b.active, b.spare = b.spare[:0], nil
+	defer func() {
+		clear(queue)
+		b.spare = queue[:0]
+	}()
 	for i, ev := range queue {
 		if !ev.active {
 			continue // deleted, or freed, by an earlier callback
 		}
 		if b.brk.Load() {
-			b.active = append(queue[i:], b.active...)
+			b.active = append(append([]*Event(nil), queue[i:]...), b.active...)
 			return ran
 		}
 		res, calls := ev.res, max(ev.ncalls, 1)
@@ -408,7 +433,7 @@ func (b *Base) runActive() (ran int) {
 				break
 			}
 			switch {
-			case ev.internal:
+			case ev.internal || !b.tracing:
 			case ev.events&Signal != 0:
 				b.trace.Printf("callback: signal %d", ev.fd)
 			case ev.fd < 0:

@@ -1,0 +1,442 @@
+// Package bufferevent is our own libevent bufferevent
+// (<event2/bufferevent.h>), for sockets, on pkg/event and pkg/evbuffer: a
+// connection with an input buffer the library reads into and an output
+// buffer it writes from, and callbacks that run when there is something
+// to read, when the output has drained, and when something happens (the
+// end of the stream, an error, a timeout, a connect).
+//
+//	bev := bufferevent.NewSocket(base, fd, bufferevent.CloseOnFree)
+//	bev.SetCallbacks(readcb, nil, eventcb)
+//	bev.SetWatermark(event.Read, 0, rot13.MaxLine)
+//	bev.Enable(event.Read | event.Write)
+//
+// The library does what 04 did by hand: the reads, bounded per readiness
+// so that no client has the loop to itself; the writes, at once when the
+// read callback has answered, and through the write event only when the
+// socket is full; back-pressure, reading paused while the input holds its
+// high watermark or the output its bound; timeouts. A Bufferevent belongs
+// to its base's goroutine, like the base's events.
+package bufferevent
+
+import (
+	"fmt"
+	"log"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"tinyasync/pkg/evbuffer"
+	"tinyasync/pkg/event"
+	"tinyasync/pkg/evutil"
+)
+
+// What says what happened, for the event callback: libevent's BEV_EVENT_*.
+type What uint16
+
+const (
+	Reading   What = 0x01 // while reading
+	Writing   What = 0x02 // while writing
+	EOF       What = 0x10 // the peer ended its stream
+	Error     What = 0x20 // the socket failed: Err says why
+	Timeout   What = 0x40 // the read or write timeout passed
+	Connected What = 0x80 // a Connect completed
+)
+
+func (w What) String() string {
+	var names []string
+	for _, f := range []struct {
+		flag What
+		name string
+	}{{Reading, "Reading"}, {Writing, "Writing"}, {EOF, "EOF"}, {Error, "Error"}, {Timeout, "Timeout"}, {Connected, "Connected"}} {
+		if w&f.flag != 0 {
+			names = append(names, f.name)
+		}
+	}
+	return strings.Join(names, "|")
+}
+
+// Options change how a Bufferevent treats its socket.
+type Options int
+
+const (
+	// CloseOnFree closes the socket when the Bufferevent is freed
+	// (BEV_OPT_CLOSE_ON_FREE).
+	CloseOnFree Options = 1 << iota
+)
+
+// MaxRead is the most one readiness reads: a client that sends without
+// pause is read a piece at a time, between the others.
+const MaxRead = 16384
+
+// DefaultOutputLimit is how much the output may hold before reading
+// pauses, unless SetWatermark sets another.
+const DefaultOutputLimit = 1 << 20
+
+// Reasons reading is paused, beside Disable.
+const (
+	pausedInput  = 1 << iota // the input holds the read high watermark
+	pausedOutput             // the output holds its bound
+)
+
+// A Bufferevent is a socket with buffers and callbacks: libevent's struct
+// bufferevent, socket kind.
+type Bufferevent struct {
+	base            *event.Base
+	fd              int
+	opts            Options
+	readEv, writeEv *event.Event
+	input, output   *evbuffer.Buffer
+	readcb, writecb func(*Bufferevent)
+	eventcb         func(*Bufferevent, What)
+	trace           *log.Logger
+
+	enabled                      event.Events
+	readLow, readHigh, writeLow  int
+	outputLimit                  int
+	readTimeout, writeTimeout    time.Duration
+	paused                       int
+	connecting, closeWhenFlushed bool
+	inRead, freed                bool
+	err                          error
+}
+
+// NewSocket returns a Bufferevent for the nonblocking socket fd
+// (bufferevent_socket_new); fd -1 for one that Connect will open. Nothing
+// is read or written until Enable.
+func NewSocket(base *event.Base, fd int, opts Options) *Bufferevent {
+	bev := &Bufferevent{
+		base:        base,
+		opts:        opts,
+		input:       evbuffer.New(),
+		output:      evbuffer.New(),
+		outputLimit: DefaultOutputLimit,
+		trace:       base.Tracer(),
+		enabled:     event.Write, // as in libevent: writing is on from the start
+	}
+	bev.input.SetCallback(bev.inputChanged)
+	bev.output.SetCallback(bev.outputChanged)
+	bev.setFd(fd)
+	return bev
+}
+
+// setFd gives the Bufferevent its socket, and the events that watch it.
+func (bev *Bufferevent) setFd(fd int) {
+	bev.fd = fd
+	bev.readEv = event.New(bev.base, fd, event.Read|event.Persist, bev.handleRead)
+	bev.writeEv = event.New(bev.base, fd, event.Write|event.Persist, bev.handleWrite)
+}
+
+// SetCallbacks sets the read, write and event callbacks
+// (bufferevent_setcb); any may be nil.
+func (bev *Bufferevent) SetCallbacks(read, write func(*Bufferevent), eventcb func(*Bufferevent, What)) {
+	bev.readcb, bev.writecb, bev.eventcb = read, write, eventcb
+}
+
+// Input returns the buffer the socket is read into (bufferevent_get_input).
+func (bev *Bufferevent) Input() *evbuffer.Buffer { return bev.input }
+
+// Output returns the buffer written to the socket (bufferevent_get_output).
+// What is added to it goes out at once if the read callback is running, or
+// in the base's next round otherwise.
+func (bev *Bufferevent) Output() *evbuffer.Buffer { return bev.output }
+
+// Fd returns the socket.
+func (bev *Bufferevent) Fd() int { return bev.fd }
+
+// Err returns the error behind the last Error event.
+func (bev *Bufferevent) Err() error { return bev.err }
+
+// Write adds a copy of p to the output (bufferevent_write).
+func (bev *Bufferevent) Write(p []byte) { bev.output.Add(p) }
+
+// Enable starts reading, writing or both (bufferevent_enable). It fails if
+// the base cannot watch the socket (select, past FD_SETSIZE).
+func (bev *Bufferevent) Enable(what event.Events) error {
+	bev.enabled |= what & (event.Read | event.Write)
+	if what&event.Read != 0 && bev.paused == 0 {
+		if err := bev.readEv.Add(bev.readTimeout); err != nil {
+			return err
+		}
+	}
+	if what&event.Write != 0 && bev.output.Len() > 0 {
+		bev.writeEv.Active(event.Write) // write in the next round
+	}
+	return nil
+}
+
+// Disable stops reading, writing or both (bufferevent_disable).
+func (bev *Bufferevent) Disable(what event.Events) {
+	bev.enabled &^= what
+	if what&event.Read != 0 {
+		bev.readEv.Del()
+	}
+	if what&event.Write != 0 && !bev.connecting {
+		bev.writeEv.Del()
+	}
+}
+
+// SetWatermark sets the low and high watermarks for Read or Write
+// (bufferevent_setwatermark). The read callback runs once the input holds
+// the read low watermark; reading pauses while it holds the read high
+// watermark (0: no limit). The write callback runs once the output drains
+// to the write low watermark. Unlike libevent's socket bufferevents, which
+// ignore it, the write high watermark bounds the output: reading pauses
+// while the output holds more (0: DefaultOutputLimit), so that a peer that
+// never reads stops being read from.
+func (bev *Bufferevent) SetWatermark(what event.Events, low, high int) {
+	if what&event.Read != 0 {
+		bev.readLow, bev.readHigh = low, high
+		bev.checkInput()
+	}
+	if what&event.Write != 0 {
+		bev.writeLow = low
+		bev.outputLimit = high
+		if high <= 0 {
+			bev.outputLimit = DefaultOutputLimit
+		}
+		bev.checkOutput()
+	}
+}
+
+// SetTimeouts sets how long reading may wait for data, and writing for
+// room, before the event callback hears of Reading|Timeout or
+// Writing|Timeout, and that side is disabled (bufferevent_set_timeouts);
+// 0 waits for ever. The read timeout counts only while reading is on.
+func (bev *Bufferevent) SetTimeouts(read, write time.Duration) {
+	bev.readTimeout, bev.writeTimeout = read, write
+	if bev.enabled&event.Read != 0 && bev.paused == 0 {
+		bev.readEv.Del()
+		bev.readEv.Add(read)
+	}
+}
+
+// CloseWhenFlushed frees the Bufferevent once everything in its output
+// has been written, at once if nothing is left: a peer that half-closed
+// still gets every answer.
+func (bev *Bufferevent) CloseWhenFlushed() {
+	bev.closeWhenFlushed = true
+	bev.Disable(event.Read)
+	if bev.output.Len() == 0 && !bev.connecting {
+		bev.Free()
+	}
+}
+
+// Free releases the Bufferevent, and closes its socket with CloseOnFree
+// (bufferevent_free). It is safe inside the Bufferevent's own callbacks.
+func (bev *Bufferevent) Free() {
+	if bev.freed {
+		return
+	}
+	bev.freed = true
+	bev.readEv.Free()
+	bev.writeEv.Free()
+	bev.input.SetCallback(nil)
+	bev.output.SetCallback(nil)
+	if bev.opts&CloseOnFree != 0 && bev.fd >= 0 {
+		unix.Close(bev.fd)
+		bev.trace.Printf("close fd %d", bev.fd)
+	}
+}
+
+// Connect starts connecting the socket to sa without waiting
+// (bufferevent_socket_connect); the event callback hears of Connected, or
+// of Error. With no socket yet, it opens one.
+func (bev *Bufferevent) Connect(sa unix.Sockaddr) error {
+	if bev.fd < 0 {
+		domain := unix.AF_INET
+		if _, ok := sa.(*unix.SockaddrInet6); ok {
+			domain = unix.AF_INET6
+		}
+		fd, err := evutil.Socket(domain, unix.SOCK_STREAM, 0)
+		if err != nil {
+			return os.NewSyscallError("socket", err)
+		}
+		if err := evutil.MakeNonblocking(fd); err != nil {
+			unix.Close(fd)
+			return os.NewSyscallError("fcntl", err)
+		}
+		bev.setFd(fd)
+	}
+	bev.connecting = true
+	switch err := unix.Connect(bev.fd, sa); err {
+	case nil:
+		bev.writeEv.Active(event.Write) // connected at once; say so in the next round
+	case unix.EINPROGRESS, unix.EINTR:
+		// The handshake goes on; the socket turns writable when it ends.
+		if err := bev.writeEv.Add(bev.writeTimeout); err != nil {
+			return err
+		}
+	default:
+		bev.connecting = false
+		return os.NewSyscallError("connect", err)
+	}
+	return nil
+}
+
+// event tells the event callback what happened.
+func (bev *Bufferevent) event(what What) {
+	if bev.base.Tracing() {
+		bev.trace.Printf("fd %d: event %v", bev.fd, what)
+	}
+	if bev.eventcb != nil {
+		bev.eventcb(bev, what)
+	}
+}
+
+// handleRead runs when the socket is readable, or the read timeout passed.
+func (bev *Bufferevent) handleRead(fd int, what event.Events) {
+	if what&event.Timeout != 0 {
+		bev.Disable(event.Read)
+		bev.event(Reading | Timeout)
+		return
+	}
+	limit := MaxRead
+	if bev.readHigh > 0 {
+		limit = min(limit, bev.readHigh-bev.input.Len())
+	}
+	n, err := bev.input.ReadFrom(fd, limit)
+	switch {
+	case err == unix.EAGAIN:
+		return
+	case err != nil:
+		bev.err = os.NewSyscallError("read", err)
+		bev.Disable(event.Read)
+		bev.event(Reading | Error)
+		return
+	case n == 0:
+		bev.Disable(event.Read)
+		bev.trace.Printf("fd %d: read 0: end of stream", fd)
+		bev.event(Reading | EOF)
+		return
+	}
+	if bev.base.Tracing() {
+		bev.trace.Printf("fd %d: read %d into input (%d)", fd, n, bev.input.Len())
+	}
+	if bev.input.Len() >= bev.readLow && bev.readcb != nil {
+		bev.inRead = true
+		bev.readcb(bev)
+		bev.inRead = false
+	}
+	if !bev.freed {
+		bev.flush() // what the callback answered goes out now
+	}
+}
+
+// handleWrite runs when the socket is writable again, when a connect
+// ends, when output added outside the read callback is due, or when the
+// write timeout passed.
+func (bev *Bufferevent) handleWrite(fd int, what event.Events) {
+	if what&event.Timeout != 0 {
+		bev.Disable(event.Write)
+		bev.event(Writing | Timeout)
+		return
+	}
+	if bev.connecting {
+		bev.connecting = false
+		bev.writeEv.Del()
+		soerr, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+		if err == nil && soerr != 0 {
+			err = unix.Errno(soerr)
+		}
+		if err != nil {
+			bev.err = os.NewSyscallError("connect", err)
+			bev.event(Error)
+			return
+		}
+		bev.event(Connected)
+		if bev.freed {
+			return
+		}
+	}
+	bev.flush()
+}
+
+// flush writes what the output holds, as much as the socket takes: all of
+// it, usually, and then there is nothing to wait for; the write event is
+// pending only while the socket is full.
+func (bev *Bufferevent) flush() {
+	if bev.enabled&event.Write == 0 || bev.connecting {
+		return
+	}
+	for bev.output.Len() > 0 {
+		n, err := bev.output.WriteTo(bev.fd)
+		if err == unix.EAGAIN {
+			bev.trace.Printf("fd %d: socket full, output %d: waiting to write", bev.fd, bev.output.Len())
+			if err := bev.writeEv.Add(bev.writeTimeout); err != nil {
+				bev.err = err
+				bev.event(Writing | Error)
+			}
+			return
+		}
+		if err != nil {
+			bev.err = os.NewSyscallError("write", err)
+			bev.Disable(event.Write)
+			bev.event(Writing | Error)
+			return
+		}
+		if bev.base.Tracing() {
+			bev.trace.Printf("fd %d: wrote %d (output %d)", bev.fd, n, bev.output.Len())
+		}
+	}
+	bev.writeEv.Del()
+	if bev.closeWhenFlushed {
+		bev.Free()
+		return
+	}
+	if bev.writecb != nil && bev.output.Len() <= bev.writeLow {
+		bev.writecb(bev)
+	}
+}
+
+// outputChanged hears of every change to the output: additions are to be
+// written (now, if the read callback is running: flush follows it; else in
+// the base's next round), and the output's size may pause or resume
+// reading.
+func (bev *Bufferevent) outputChanged(c evbuffer.Change) {
+	if c.Added > 0 && !bev.inRead && bev.enabled&event.Write != 0 && !bev.connecting {
+		bev.writeEv.Active(event.Write)
+	}
+	bev.checkOutput()
+}
+
+// inputChanged hears of every change to the input: a drained input may
+// resume reading.
+func (bev *Bufferevent) inputChanged(evbuffer.Change) {
+	bev.checkInput()
+}
+
+// checkInput pauses reading while the input holds the read high watermark.
+func (bev *Bufferevent) checkInput() {
+	bev.pause(pausedInput, bev.readHigh > 0 && bev.input.Len() >= bev.readHigh, "input", bev.input.Len())
+}
+
+// checkOutput pauses reading while the output holds more than its bound.
+func (bev *Bufferevent) checkOutput() {
+	bev.pause(pausedOutput, bev.output.Len() > bev.outputLimit, "output", bev.output.Len())
+}
+
+// pause sets or clears one reason for reading to be paused, and starts or
+// stops reading when that changes whether any reason is left.
+func (bev *Bufferevent) pause(reason int, on bool, buf string, n int) {
+	was := bev.paused
+	if on {
+		bev.paused |= reason
+	} else {
+		bev.paused &^= reason
+	}
+	if bev.freed || bev.enabled&event.Read == 0 || (was == 0) == (bev.paused == 0) {
+		return
+	}
+	if bev.paused != 0 {
+		bev.trace.Printf("fd %d: %s %d at its watermark: reading paused", bev.fd, buf, n)
+		bev.readEv.Del()
+	} else {
+		bev.trace.Printf("fd %d: %s %d below its watermark: reading resumed", bev.fd, buf, n)
+		if err := bev.readEv.Add(bev.readTimeout); err != nil {
+			bev.err = fmt.Errorf("resume reading: %w", err)
+			bev.event(Reading | Error)
+		}
+	}
+}

@@ -1,0 +1,354 @@
+package bufferevent
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"tinyasync/pkg/event"
+)
+
+// The tests follow libevent's regress_bufferevent.c, on every backend.
+
+// forEachMethod runs test with a base of each method this system has.
+func forEachMethod(t *testing.T, test func(t *testing.T, base *event.Base)) {
+	for _, name := range event.SupportedMethods() {
+		t.Run(name, func(t *testing.T) {
+			cfg := event.NewConfig()
+			cfg.IgnoreEnv()
+			for _, other := range event.SupportedMethods() {
+				if other != name {
+					cfg.AvoidMethod(other)
+				}
+			}
+			base, err := event.NewBaseWithConfig(cfg)
+			require.NoError(t, err)
+			defer base.Free()
+			test(t, base)
+		})
+	}
+}
+
+// pair returns two connected, nonblocking stream sockets: one for a
+// bufferevent, one for the test to play the peer with.
+func pair(t *testing.T) (mine, peer int) {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	require.NoError(t, err)
+	for _, fd := range fds {
+		unix.CloseOnExec(fd)
+		require.NoError(t, unix.SetNonblock(fd, true))
+	}
+	t.Cleanup(func() { unix.Close(fds[1]) })
+	return fds[0], fds[1]
+}
+
+// readAll reads what the peer has been sent so far.
+func readAll(fd int) string {
+	var out []byte
+	buf := make([]byte, 65536)
+	for {
+		n, err := unix.Read(fd, buf)
+		if n <= 0 || err != nil {
+			return string(out)
+		}
+		out = append(out, buf[:n]...)
+	}
+}
+
+// loopUntil runs the base until cond holds, failing after 5 s.
+func loopUntil(t *testing.T, base *event.Base, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		require.True(t, time.Now().Before(deadline), "the condition never held")
+		stop := event.NewTimer(base, func(int, event.Events) {})
+		stop.Add(10 * time.Millisecond)
+		require.NoError(t, base.Loop(event.Once))
+		stop.Free()
+	}
+}
+
+// wait runs the base for d.
+func wait(t *testing.T, base *event.Base, d time.Duration) {
+	t.Helper()
+	done := false
+	tick := event.NewTimer(base, func(int, event.Events) { done = true })
+	require.NoError(t, tick.Add(d))
+	for !done {
+		require.NoError(t, base.Loop(event.Once))
+	}
+}
+
+func TestEchoWritesFromTheReadCallback(t *testing.T) {
+	forEachMethod(t, func(t *testing.T, base *event.Base) {
+		mine, peer := pair(t)
+		bev := NewSocket(base, mine, CloseOnFree)
+		defer bev.Free()
+		reads := 0
+		bev.SetCallbacks(func(b *Bufferevent) {
+			reads++
+			b.Output().AddBuffer(b.Input()) // echo
+		}, nil, nil)
+		require.NoError(t, bev.Enable(event.Read|event.Write))
+		unix.Write(peer, []byte("hello\n"))
+		require.NoError(t, base.Loop(event.Once))
+		assert.Equal(t, 1, reads)
+		assert.Equal(t, "hello\n", readAll(peer), "written in the same round as it was read")
+		what, _ := bev.writeEv.Pending(event.Write)
+		assert.Zero(t, what, "the write event is not pending: the socket took everything")
+	})
+}
+
+func TestReadLowWatermarkDelaysTheCallback(t *testing.T) {
+	forEachMethod(t, func(t *testing.T, base *event.Base) {
+		mine, peer := pair(t)
+		bev := NewSocket(base, mine, CloseOnFree)
+		defer bev.Free()
+		var seen []int
+		bev.SetCallbacks(func(b *Bufferevent) { seen = append(seen, b.Input().Len()) }, nil, nil)
+		bev.SetWatermark(event.Read, 10, 0)
+		require.NoError(t, bev.Enable(event.Read))
+		unix.Write(peer, []byte("12345"))
+		loopUntil(t, base, func() bool { return bev.Input().Len() == 5 })
+		assert.Empty(t, seen, "5 bytes, below the low watermark: no callback")
+		unix.Write(peer, []byte("67890"))
+		loopUntil(t, base, func() bool { return len(seen) > 0 })
+		assert.Equal(t, []int{10}, seen)
+	})
+}
+
+func TestReadHighWatermarkPausesReading(t *testing.T) {
+	forEachMethod(t, func(t *testing.T, base *event.Base) {
+		mine, peer := pair(t)
+		bev := NewSocket(base, mine, CloseOnFree)
+		defer bev.Free()
+		calls := 0
+		bev.SetCallbacks(func(b *Bufferevent) { calls++ }, nil, nil) // reads nothing out
+		bev.SetWatermark(event.Read, 0, 100)
+		require.NoError(t, bev.Enable(event.Read))
+		unix.Write(peer, bytes.Repeat([]byte("x"), 1000))
+		loopUntil(t, base, func() bool { return bev.Input().Len() >= 100 })
+		require.NoError(t, base.Loop(event.NonBlock))
+		assert.Equal(t, 100, bev.Input().Len(), "reading stops at the high watermark")
+		what, _ := bev.readEv.Pending(event.Read)
+		assert.Zero(t, what, "the read event is paused")
+		bev.Input().Drain(60) // below the watermark: reading resumes
+		loopUntil(t, base, func() bool { return bev.Input().Len() == 100 })
+		bev.Input().Drain(100)
+		loopUntil(t, base, func() bool { return bev.Input().Len() == 100 })
+		bev.Input().Drain(100)
+		loopUntil(t, base, func() bool { return bev.Input().Len() == 100 })
+		assert.Greater(t, calls, 3)
+	})
+}
+
+func TestWriteLowWatermarkAndOutputBound(t *testing.T) {
+	forEachMethod(t, func(t *testing.T, base *event.Base) {
+		mine, peer := pair(t)
+		require.NoError(t, unix.SetsockoptInt(mine, unix.SOL_SOCKET, unix.SO_SNDBUF, 4096))
+		bev := NewSocket(base, mine, CloseOnFree)
+		defer bev.Free()
+		var drained []int
+		bev.SetCallbacks(func(b *Bufferevent) {
+			b.Output().AddBuffer(b.Input())
+		}, func(b *Bufferevent) { drained = append(drained, b.Output().Len()) }, nil)
+		bev.SetWatermark(event.Write, 1000, 50000) // the output is bounded at 50,000
+		require.NoError(t, bev.Enable(event.Read|event.Write))
+
+		// The peer writes and never reads: the output fills to its bound,
+		// then reading pauses, then the peer's writes stall.
+		chunk := bytes.Repeat([]byte("0123456789"), 1000)
+		written := 0
+		for range 200 {
+			if n, err := unix.Write(peer, chunk); err == nil {
+				written += n
+			}
+			base.Loop(event.NonBlock)
+		}
+		assert.LessOrEqual(t, bev.Output().Len(), 50000+MaxRead, "the output stays near its bound")
+		assert.Less(t, written, len(chunk)*200, "the peer's writes stalled")
+		what, _ := bev.readEv.Pending(event.Read)
+		assert.Zero(t, what, "reading is paused while the output holds its bound")
+
+		// The peer reads everything; the output drains, reading resumes,
+		// and the write callback hears when the output is down to 1000.
+		var got int
+		loopUntil(t, base, func() bool {
+			got += len(readAll(peer))
+			return got == written && bev.Output().Len() == 0
+		})
+		require.NotEmpty(t, drained)
+		for _, n := range drained {
+			assert.LessOrEqual(t, n, 1000, "the write callback runs at the low watermark or below")
+		}
+	})
+}
+
+func TestReadTimeoutFiresOnce(t *testing.T) {
+	forEachMethod(t, func(t *testing.T, base *event.Base) {
+		mine, peer := pair(t)
+		bev := NewSocket(base, mine, CloseOnFree)
+		defer bev.Free()
+		var events []What
+		var at, lastRead time.Time
+		bev.SetCallbacks(func(b *Bufferevent) {
+			b.Input().Drain(b.Input().Len())
+			lastRead = time.Now()
+		}, nil, func(b *Bufferevent, w What) {
+			events = append(events, w)
+			at = time.Now()
+		})
+		bev.SetTimeouts(100*time.Millisecond, 0)
+		start := time.Now()
+		require.NoError(t, bev.Enable(event.Read))
+		// Data every 30 ms keeps the timeout from firing...
+		for range 5 {
+			unix.Write(peer, []byte("x"))
+			wait(t, base, 30*time.Millisecond)
+		}
+		assert.Empty(t, events, "data came often enough")
+		// ...then silence: it fires, once, a timeout after the last read,
+		// and reading is off.
+		loopUntil(t, base, func() bool { return len(events) > 0 })
+		require.NoError(t, base.Loop(event.NonBlock))
+		assert.Equal(t, []What{Reading | Timeout}, events)
+		assert.GreaterOrEqual(t, at.Sub(lastRead), 100*time.Millisecond, "never early")
+		assert.GreaterOrEqual(t, at.Sub(start), 220*time.Millisecond, "each read started the timeout again")
+		what, _ := bev.readEv.Pending(event.Read | event.Timeout)
+		assert.Zero(t, what, "after a read timeout, reading is disabled")
+	})
+}
+
+func TestWriteTimeoutFiresOnce(t *testing.T) {
+	forEachMethod(t, func(t *testing.T, base *event.Base) {
+		mine, _ := pair(t) // the peer never reads
+		bev := NewSocket(base, mine, CloseOnFree)
+		defer bev.Free()
+		var events []What
+		bev.SetCallbacks(nil, nil, func(b *Bufferevent, w What) { events = append(events, w) })
+		bev.SetTimeouts(0, 50*time.Millisecond)
+		require.NoError(t, bev.Enable(event.Write))
+		bev.Write(bytes.Repeat([]byte("z"), 4<<20)) // more than the socket holds
+		loopUntil(t, base, func() bool { return len(events) > 0 })
+		base.Loop(event.NonBlock)
+		assert.Equal(t, []What{Writing | Timeout}, events)
+	})
+}
+
+func TestEOFThenFlush(t *testing.T) {
+	forEachMethod(t, func(t *testing.T, base *event.Base) {
+		mine, peer := pair(t)
+		bev := NewSocket(base, mine, CloseOnFree)
+		var events []What
+		bev.SetCallbacks(func(b *Bufferevent) {
+			b.Output().Add([]byte(strings.ToUpper(string(b.Input().Pullup(-1)))))
+			b.Input().Drain(b.Input().Len())
+		}, nil, func(b *Bufferevent, w What) {
+			events = append(events, w)
+			b.Output().Add([]byte(" and goodbye"))
+			b.CloseWhenFlushed()
+		})
+		require.NoError(t, bev.Enable(event.Read|event.Write))
+		unix.Write(peer, []byte("last words"))
+		unix.Shutdown(peer, unix.SHUT_WR) // the peer half-closes
+		var got string
+		loopUntil(t, base, func() bool {
+			got += readAll(peer)
+			return bev.freed
+		})
+		got += readAll(peer)
+		assert.Equal(t, []What{Reading | EOF}, events)
+		assert.Equal(t, "LAST WORDS and goodbye", got, "everything written after the end of the peer's stream")
+		n, err := unix.Read(peer, make([]byte, 1))
+		assert.Zero(t, n, "then the socket is closed: the peer reads its end")
+		assert.NoError(t, err)
+	})
+}
+
+func TestConnectAndConnectFailure(t *testing.T) {
+	forEachMethod(t, func(t *testing.T, base *event.Base) {
+		// A listener to connect to.
+		l, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		require.NoError(t, err)
+		defer unix.Close(l)
+		require.NoError(t, unix.Bind(l, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}))
+		require.NoError(t, unix.Listen(l, 8))
+		sa, err := unix.Getsockname(l)
+		require.NoError(t, err)
+
+		bev := NewSocket(base, -1, CloseOnFree)
+		defer bev.Free()
+		var events []What
+		bev.SetCallbacks(nil, nil, func(b *Bufferevent, w What) { events = append(events, w) })
+		require.NoError(t, bev.Connect(sa))
+		bev.Write([]byte("hi after connecting\n"))
+		loopUntil(t, base, func() bool { return len(events) > 0 && bev.Output().Len() == 0 })
+		assert.Equal(t, []What{Connected}, events)
+		c, _, err := unix.Accept(l)
+		require.NoError(t, err)
+		defer unix.Close(c)
+		buf := make([]byte, 100)
+		n, _ := unix.Read(c, buf)
+		assert.Equal(t, "hi after connecting\n", string(buf[:n]), "what was written before the connect ended went out after it")
+
+		// Nothing listens there now: the connect is refused.
+		unix.Close(l)
+		failed := NewSocket(base, -1, CloseOnFree)
+		defer failed.Free()
+		var got []What
+		failed.SetCallbacks(nil, nil, func(b *Bufferevent, w What) { got = append(got, w) })
+		if err := failed.Connect(sa); err != nil {
+			assert.ErrorIs(t, err, unix.ECONNREFUSED, "refused at once")
+			return
+		}
+		loopUntil(t, base, func() bool { return len(got) > 0 })
+		assert.Equal(t, []What{Error}, got)
+		assert.ErrorIs(t, failed.Err(), unix.ECONNREFUSED)
+	})
+}
+
+func TestReadsAreBoundedPerReadiness(t *testing.T) {
+	forEachMethod(t, func(t *testing.T, base *event.Base) {
+		mine, peer := pair(t)
+		require.NoError(t, unix.SetsockoptInt(peer, unix.SOL_SOCKET, unix.SO_SNDBUF, 1<<20))
+		bev := NewSocket(base, mine, CloseOnFree)
+		defer bev.Free()
+		var sizes []int
+		bev.SetCallbacks(func(b *Bufferevent) {
+			sizes = append(sizes, b.Input().Len())
+			b.Input().Drain(b.Input().Len())
+		}, nil, nil)
+		require.NoError(t, bev.Enable(event.Read))
+		n, _ := unix.Write(peer, bytes.Repeat([]byte("f"), 200000))
+		require.Greater(t, n, 2*MaxRead)
+		require.NoError(t, base.Loop(event.Once))
+		require.Len(t, sizes, 1)
+		assert.LessOrEqual(t, sizes[0], MaxRead, "one readiness reads at most MaxRead, leaving the rest for the next round")
+	})
+}
+
+func TestFreeInsideCallbacks(t *testing.T) {
+	forEachMethod(t, func(t *testing.T, base *event.Base) {
+		mine, peer := pair(t)
+		bev := NewSocket(base, mine, CloseOnFree)
+		bev.SetCallbacks(func(b *Bufferevent) {
+			b.Output().Add([]byte("never sent"))
+			b.Free()
+		}, nil, nil)
+		require.NoError(t, bev.Enable(event.Read|event.Write))
+		unix.Write(peer, []byte("x"))
+		require.NoError(t, base.Loop(event.Once))
+		require.NoError(t, base.Loop(event.NonBlock))
+		assert.True(t, bev.freed)
+		n, err := unix.Read(peer, make([]byte, 100))
+		assert.Zero(t, n, "freed in its callback: closed, nothing written")
+		assert.NoError(t, err)
+		require.NoError(t, base.Dispatch(), "nothing is left pending")
+	})
+}
