@@ -296,7 +296,15 @@ func (bev *Bufferevent) handleRead(fd int, what event.Events) {
 	if bev.readHigh > 0 {
 		limit = min(limit, bev.readHigh-bev.input.Len())
 	}
+	// While the read and its callback run, the input may reach its high
+	// watermark: whether reading pauses is decided after the callback has
+	// taken what it can, not in between (that would pause and resume, two
+	// epoll_ctl calls, on every full read).
+	bev.inRead = true
 	n, err := bev.input.ReadFrom(fd, limit)
+	if err != nil || n == 0 {
+		bev.inRead = false
+	}
 	switch {
 	case err == unix.EAGAIN:
 		return
@@ -315,11 +323,11 @@ func (bev *Bufferevent) handleRead(fd int, what event.Events) {
 		bev.trace.Printf("fd %d: read %d into input (%d)", fd, n, bev.input.Len())
 	}
 	if bev.input.Len() >= bev.readLow && bev.readcb != nil {
-		bev.inRead = true
 		bev.readcb(bev)
-		bev.inRead = false
 	}
+	bev.inRead = false
 	if !bev.freed {
+		bev.checkInput()
 		bev.flush() // what the callback answered goes out now
 	}
 }
@@ -402,9 +410,11 @@ func (bev *Bufferevent) outputChanged(c evbuffer.Change) {
 }
 
 // inputChanged hears of every change to the input: a drained input may
-// resume reading.
+// resume reading (but see handleRead).
 func (bev *Bufferevent) inputChanged(evbuffer.Change) {
-	bev.checkInput()
+	if !bev.inRead {
+		bev.checkInput()
+	}
 }
 
 // checkInput pauses reading while the input holds the read high watermark.
