@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"tinyasync/pkg/event"
+	"tinyasync/pkg/evutil"
 )
 
 // The tests follow libevent's regress_bufferevent.c, on every backend.
@@ -274,7 +275,7 @@ func TestEOFThenFlush(t *testing.T) {
 func TestConnectAndConnectFailure(t *testing.T) {
 	forEachMethod(t, func(t *testing.T, base *event.Base) {
 		// A listener to connect to.
-		l, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		l, err := evutil.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
 		require.NoError(t, err)
 		defer unix.Close(l)
 		require.NoError(t, unix.Bind(l, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}))
