@@ -94,7 +94,10 @@ func doAccept(base *event.Base, idle time.Duration, warn *evutil.Throttle) liste
 		// The output is bounded too (1 MiB, the write high watermark):
 		// unlike the book's, whose output grows while a client never reads.
 		bev.SetWatermark(event.Read, 0, rot13.MaxLine)
-		bev.SetTimeouts(idle, 0)
+		// -idle times reading (a client that never speaks) and writing (a
+		// client that never reads: once its output holds 1 MiB, reading
+		// pauses, and the write timeout is what ends it).
+		bev.SetTimeouts(idle, idle)
 		// Unlike the book, which closes fd > FD_SETSIZE here, a cap that
 		// means nothing to epoll: the select backend refuses a descriptor
 		// it cannot watch, and the client is closed at once.
@@ -144,7 +147,7 @@ func main() {
 	flag.CommandLine.Init("05-bufferevent-server", flag.ExitOnError)
 	listenAddr := flag.String("listen", evutil.DefaultListen, "listen on `host:port` (port 0 picks a free one)")
 	traceOn := flag.Bool("trace", false, "narrate reads, lines, writes, watermarks and events on stderr")
-	idle := flag.Duration("idle", 10*time.Minute, "close a client that sends nothing for this `long`, 0 for never.\n"+
+	idle := flag.Duration("idle", 10*time.Minute, "close a client that sends nothing, or reads nothing, for this `long`; 0 for never.\n"+
 		"The default outlasts a student thinking at an nc prompt, and still\n"+
 		"clears connections a class forgot in a lesson's time")
 	flag.Parse()

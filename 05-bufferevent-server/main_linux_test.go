@@ -17,36 +17,54 @@ import (
 func TestMain(m *testing.M) { stagetest.Main(m) }
 
 // TestIdleClientsAreDropped: -idle closes a client that sends nothing for
-// that long, through the bufferevent's read timeout; one that keeps
-// talking stays.
+// that long, through the bufferevent's read timeout, and one that writes
+// and never reads, through the write timeout (once its output holds 1 MiB,
+// reading is paused, and only the write side still counts); a client that
+// keeps talking stays.
 func TestIdleClientsAreDropped(t *testing.T) {
 	s := stagetest.Build(t, "05-bufferevent-server").Start(t, "-idle", "300ms")
-	silent := s.Dial(t)
-	talker := s.Dial(t)
 	start := time.Now()
-	closed := make(chan time.Duration, 1)
+	silent := s.Dial(t)
+	deaf := s.Dial(t)
+	talker := s.Dial(t)
+
+	silent.SetReadDeadline(time.Now().Add(20 * time.Second))
+	silentClosed := make(chan time.Duration, 1)
 	go func() {
-		silent.SetReadDeadline(time.Now().Add(10 * time.Second))
 		io.ReadAll(silent) // until the server closes it
-		closed <- time.Since(start)
+		silentClosed <- time.Since(start)
 	}()
-	talker.SetDeadline(time.Now().Add(10 * time.Second))
+	deafClosed := make(chan time.Duration, 1)
+	go func() { // writes lines and never reads, until the server gives up
+		deaf.SetWriteDeadline(time.Now().Add(20 * time.Second))
+		line := []byte(strings.Repeat("never read ", 93) + "\n")
+		for {
+			if _, err := deaf.Write(line); err != nil {
+				deafClosed <- time.Since(start)
+				return
+			}
+		}
+	}()
+
+	talker.SetDeadline(time.Now().Add(20 * time.Second))
 	got := make([]byte, 6)
-	for time.Since(start) < 700*time.Millisecond {
+	for time.Since(start) < time.Second {
 		_, err := talker.Write([]byte("hello\n"))
 		require.NoError(t, err)
 		_, err = io.ReadFull(talker, got)
 		require.NoError(t, err, "the talking client is served throughout")
 		time.Sleep(50 * time.Millisecond) // the pace of a client that talks
 	}
-	select {
-	case after := <-closed:
-		assert.GreaterOrEqual(t, after, 300*time.Millisecond, "not before -idle")
-		t.Logf("the silent client was closed after %v", after)
-	default:
-		t.Fatal("the silent client was not closed")
+	for name, ch := range map[string]chan time.Duration{"silent": silentClosed, "deaf": deafClosed} {
+		select {
+		case after := <-ch:
+			assert.GreaterOrEqual(t, after, 300*time.Millisecond, "the %s client: not before -idle", name)
+			t.Logf("the %s client was closed after %v", name, after)
+		case <-time.After(15 * time.Second):
+			t.Errorf("the %s client was not closed", name)
+		}
 	}
-	assert.Len(t, s.Stderr(), 1, "an idle client is ordinary: nothing logged")
+	assert.Len(t, s.Stderr(), 1, "idle clients are ordinary: nothing logged")
 }
 
 // TestUsageExplainsTheIdleDefault: the usage says what -idle's default is

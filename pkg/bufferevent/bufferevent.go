@@ -155,12 +155,15 @@ func (bev *Bufferevent) Write(p []byte) { bev.output.Add(p) }
 // the base cannot watch the socket (select, past FD_SETSIZE).
 func (bev *Bufferevent) Enable(what event.Events) error {
 	bev.enabled |= what & (event.Read | event.Write)
+	if bev.fd < 0 {
+		return nil // Connect starts what is enabled, once it has a socket
+	}
 	if what&event.Read != 0 && bev.paused == 0 {
 		if err := bev.readEv.Add(bev.readTimeout); err != nil {
 			return err
 		}
 	}
-	if what&event.Write != 0 && bev.output.Len() > 0 {
+	if what&event.Write != 0 && bev.output.Len() > 0 && !bev.connecting {
 		bev.writeEv.Active(event.Write) // write in the next round
 	}
 	return nil
@@ -203,13 +206,25 @@ func (bev *Bufferevent) SetWatermark(what event.Events, low, high int) {
 // SetTimeouts sets how long reading may wait for data, and writing for
 // room, before the event callback hears of Reading|Timeout or
 // Writing|Timeout, and that side is disabled (bufferevent_set_timeouts);
-// 0 waits for ever. The read timeout counts only while reading is on.
-func (bev *Bufferevent) SetTimeouts(read, write time.Duration) {
+// 0 waits for ever. The read timeout counts only while reading is on and
+// not paused; the write timeout only while the socket is full, each write
+// that makes progress starting it again. So a peer that never reads, and
+// has paused reading, is caught by the write timeout.
+func (bev *Bufferevent) SetTimeouts(read, write time.Duration) error {
 	bev.readTimeout, bev.writeTimeout = read, write
-	if bev.enabled&event.Read != 0 && bev.paused == 0 {
+	if what, _ := bev.readEv.Pending(event.Read); what != 0 {
 		bev.readEv.Del()
-		bev.readEv.Add(read)
+		if err := bev.readEv.Add(read); err != nil {
+			return err
+		}
 	}
+	if what, _ := bev.writeEv.Pending(event.Write); what != 0 {
+		bev.writeEv.Del()
+		if err := bev.writeEv.Add(write); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // CloseWhenFlushed frees the Bufferevent once everything in its output
@@ -258,6 +273,12 @@ func (bev *Bufferevent) Connect(sa unix.Sockaddr) error {
 			return os.NewSyscallError("fcntl", err)
 		}
 		bev.setFd(fd)
+		// Reading enabled before there was a socket starts now.
+		if bev.enabled&event.Read != 0 && bev.paused == 0 {
+			if err := bev.readEv.Add(bev.readTimeout); err != nil {
+				return err
+			}
+		}
 	}
 	bev.connecting = true
 	switch err := unix.Connect(bev.fd, sa); err {
@@ -287,7 +308,9 @@ func (bev *Bufferevent) event(what What) {
 
 // handleRead runs when the socket is readable, or the read timeout passed.
 func (bev *Bufferevent) handleRead(fd int, what event.Events) {
-	if what&event.Timeout != 0 {
+	if what == event.Timeout {
+		// Timed out, with nothing to read: data that came in the same round
+		// wins, as in libevent.
 		bev.Disable(event.Read)
 		bev.event(Reading | Timeout)
 		return
@@ -295,6 +318,9 @@ func (bev *Bufferevent) handleRead(fd int, what event.Events) {
 	limit := MaxRead
 	if bev.readHigh > 0 {
 		limit = min(limit, bev.readHigh-bev.input.Len())
+	}
+	if limit <= 0 {
+		return // the input is full: reading is paused, or about to be
 	}
 	// While the read and its callback run, the input may reach its high
 	// watermark: whether reading pauses is decided after the callback has
@@ -336,7 +362,7 @@ func (bev *Bufferevent) handleRead(fd int, what event.Events) {
 // ends, when output added outside the read callback is due, or when the
 // write timeout passed.
 func (bev *Bufferevent) handleWrite(fd int, what event.Events) {
-	if what&event.Timeout != 0 {
+	if what == event.Timeout {
 		bev.Disable(event.Write)
 		bev.event(Writing | Timeout)
 		return
@@ -368,8 +394,12 @@ func (bev *Bufferevent) flush() {
 	if bev.enabled&event.Write == 0 || bev.connecting {
 		return
 	}
+	wrote := 0
 	for bev.output.Len() > 0 {
 		n, err := bev.output.WriteTo(bev.fd)
+		if bev.freed {
+			return // a callback, told of the drained output, freed it
+		}
 		if err == unix.EAGAIN {
 			bev.trace.Printf("fd %d: socket full, output %d: waiting to write", bev.fd, bev.output.Len())
 			if err := bev.writeEv.Add(bev.writeTimeout); err != nil {
@@ -384,6 +414,7 @@ func (bev *Bufferevent) flush() {
 			bev.event(Writing | Error)
 			return
 		}
+		wrote += n
 		if bev.base.Tracing() {
 			bev.trace.Printf("fd %d: wrote %d (output %d)", bev.fd, n, bev.output.Len())
 		}
@@ -393,7 +424,9 @@ func (bev *Bufferevent) flush() {
 		bev.Free()
 		return
 	}
-	if bev.writecb != nil && bev.output.Len() <= bev.writeLow {
+	// The write callback hears of output that drained, as in libevent:
+	// not of a round in which nothing was written.
+	if wrote > 0 && bev.writecb != nil && bev.output.Len() <= bev.writeLow {
 		bev.writecb(bev)
 	}
 }

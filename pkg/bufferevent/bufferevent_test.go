@@ -205,7 +205,7 @@ func TestReadTimeoutFiresOnce(t *testing.T) {
 			events = append(events, w)
 			at = time.Now()
 		})
-		bev.SetTimeouts(100*time.Millisecond, 0)
+		bev.SetTimeouts(300*time.Millisecond, 0)
 		start := time.Now()
 		require.NoError(t, bev.Enable(event.Read))
 		// Data every 30 ms keeps the timeout from firing...
@@ -219,8 +219,8 @@ func TestReadTimeoutFiresOnce(t *testing.T) {
 		loopUntil(t, base, func() bool { return len(events) > 0 })
 		require.NoError(t, base.Loop(event.NonBlock))
 		assert.Equal(t, []What{Reading | Timeout}, events)
-		assert.GreaterOrEqual(t, at.Sub(lastRead), 100*time.Millisecond, "never early")
-		assert.GreaterOrEqual(t, at.Sub(start), 220*time.Millisecond, "each read started the timeout again")
+		assert.GreaterOrEqual(t, at.Sub(lastRead), 290*time.Millisecond, "never early")
+		assert.GreaterOrEqual(t, at.Sub(start), 420*time.Millisecond, "each read started the timeout again")
 		what, _ := bev.readEv.Pending(event.Read | event.Timeout)
 		assert.Zero(t, what, "after a read timeout, reading is disabled")
 	})
@@ -239,6 +239,8 @@ func TestWriteTimeoutFiresOnce(t *testing.T) {
 		loopUntil(t, base, func() bool { return len(events) > 0 })
 		base.Loop(event.NonBlock)
 		assert.Equal(t, []What{Writing | Timeout}, events)
+		what, _ := bev.writeEv.Pending(event.Write | event.Timeout)
+		assert.Zero(t, what, "writing is disabled: it cannot time out again")
 	})
 }
 
@@ -351,5 +353,122 @@ func TestFreeInsideCallbacks(t *testing.T) {
 		assert.Zero(t, n, "freed in its callback: closed, nothing written")
 		assert.NoError(t, err)
 		require.NoError(t, base.Dispatch(), "nothing is left pending")
+	})
+}
+
+func TestEnableWhileConnectingWaitsForTheHandshake(t *testing.T) {
+	forEachMethod(t, func(t *testing.T, base *event.Base) {
+		// A listener whose queue is full and who never accepts: the
+		// kernel drops new handshakes, and a connect stays in SYN_SENT.
+		l, err := evutil.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+		require.NoError(t, err)
+		defer unix.Close(l)
+		require.NoError(t, unix.Bind(l, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}))
+		require.NoError(t, unix.Listen(l, 0))
+		sa, err := unix.Getsockname(l)
+		require.NoError(t, err)
+		for range 4 {
+			fd, err := evutil.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+			require.NoError(t, err)
+			defer unix.Close(fd)
+			unix.SetNonblock(fd, true)
+			unix.Connect(fd, sa)
+		}
+		bev := NewSocket(base, -1, CloseOnFree)
+		defer bev.Free()
+		var events []What
+		bev.SetCallbacks(nil, nil, func(b *Bufferevent, w What) { events = append(events, w) })
+		require.NoError(t, bev.Connect(sa))
+		bev.Write([]byte("queued before the handshake ends"))
+		require.NoError(t, bev.Enable(event.Read|event.Write))
+		wait(t, base, 100*time.Millisecond)
+		assert.NotContains(t, events, Connected, "no Connected while the handshake goes on")
+	})
+}
+
+func TestSetTimeoutsZeroClearsThem(t *testing.T) {
+	forEachMethod(t, func(t *testing.T, base *event.Base) {
+		mine, peer := pair(t)
+		bev := NewSocket(base, mine, CloseOnFree)
+		defer bev.Free()
+		var events []What
+		bev.SetCallbacks(func(b *Bufferevent) { b.Input().Drain(b.Input().Len()) }, nil, func(b *Bufferevent, w What) { events = append(events, w) })
+		require.NoError(t, bev.SetTimeouts(50*time.Millisecond, 0))
+		require.NoError(t, bev.Enable(event.Read))
+		require.NoError(t, bev.SetTimeouts(0, 0))
+		unix.Write(peer, []byte("x")) // a read, which once re-armed the old timeout
+		wait(t, base, 150*time.Millisecond)
+		assert.Empty(t, events, "no timeout after SetTimeouts(0, 0)")
+	})
+}
+
+func TestWriteCallbackOnlyAfterWriting(t *testing.T) {
+	forEachMethod(t, func(t *testing.T, base *event.Base) {
+		mine, peer := pair(t)
+		bev := NewSocket(base, mine, CloseOnFree)
+		defer bev.Free()
+		writes := 0
+		reply := false
+		bev.SetCallbacks(func(b *Bufferevent) {
+			b.Input().Drain(b.Input().Len())
+			if reply {
+				b.Write([]byte("ok"))
+			}
+		}, func(*Bufferevent) { writes++ }, nil)
+		require.NoError(t, bev.Enable(event.Read|event.Write))
+		unix.Write(peer, []byte("no answer to this"))
+		require.NoError(t, base.Loop(event.Once))
+		assert.Zero(t, writes, "nothing was written: no write callback")
+		reply = true
+		unix.Write(peer, []byte("answer this"))
+		require.NoError(t, base.Loop(event.Once))
+		assert.Equal(t, 1, writes)
+	})
+}
+
+func TestDataBeatsATimeoutInTheSameRound(t *testing.T) {
+	forEachMethod(t, func(t *testing.T, base *event.Base) {
+		mine, peer := pair(t)
+		bev := NewSocket(base, mine, CloseOnFree)
+		defer bev.Free()
+		var events []What
+		read := 0
+		bev.SetCallbacks(func(b *Bufferevent) { read += b.Input().Len(); b.Input().Drain(b.Input().Len()) },
+			nil, func(b *Bufferevent, w What) { events = append(events, w) })
+		require.NoError(t, bev.SetTimeouts(50*time.Millisecond, 0))
+		require.NoError(t, bev.Enable(event.Read))
+		unix.Write(peer, []byte("just in time"))
+		time.Sleep(80 * time.Millisecond) // the loop runs late: the data and the deadline are both due
+		require.NoError(t, base.Loop(event.Once))
+		assert.Equal(t, len("just in time"), read, "the data is read")
+		assert.Empty(t, events, "and no timeout is reported")
+	})
+}
+
+func TestErrorsAndImmediateClose(t *testing.T) {
+	forEachMethod(t, func(t *testing.T, base *event.Base) {
+		// A reset: Reading|Error, with the errno.
+		mine, peer := pair(t)
+		bev := NewSocket(base, mine, CloseOnFree)
+		var events []What
+		bev.SetCallbacks(nil, nil, func(b *Bufferevent, w What) { events = append(events, w); b.Free() })
+		require.NoError(t, bev.Enable(event.Read|event.Write))
+		bev.Write(bytes.Repeat([]byte("a"), 1<<20)) // fills the socket: the peer reads nothing
+		require.NoError(t, base.Loop(event.NonBlock))
+		unix.Close(peer) // with unread data: the other end sees an error
+		loopUntil(t, base, func() bool { return len(events) > 0 })
+		require.NotEmpty(t, events)
+		assert.NotZero(t, events[0]&Error, "%v", events[0])
+		assert.Error(t, bev.Err())
+
+		// CloseWhenFlushed with nothing left to write closes at once.
+		mine2, peer2 := pair(t)
+		bev2 := NewSocket(base, mine2, CloseOnFree)
+		require.NoError(t, bev2.Enable(event.Read|event.Write))
+		bev2.CloseWhenFlushed()
+		assert.True(t, bev2.freed)
+		n, err := unix.Read(peer2, make([]byte, 1))
+		assert.Zero(t, n)
+		assert.NoError(t, err, "closed: the end of the stream")
 	})
 }

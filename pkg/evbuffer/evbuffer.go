@@ -140,9 +140,13 @@ func (b *Buffer) RemoveBuffer(dst *Buffer, n int) int {
 			dst.chunks = append(dst.chunks, c)
 			continue
 		}
-		part := c.data()[:left]
-		t := dst.grow(len(part))
-		t.end = copy(t.buf, part)
+		// Part of a chunk: copied, into dst's spare room if it has some
+		// (as libevent does), not into a chunk of its own.
+		cb := dst.cb
+		dst.cb = nil
+		dst.Add(c.data()[:left])
+		dst.cb = cb
+		dst.n -= left // counted below, with the whole chunks
 		c.off += left
 		left = 0
 	}
@@ -296,16 +300,20 @@ func (b *Buffer) Pullup(n int) []byte {
 	return c.data()
 }
 
-// at returns the byte at position i, which must be below Len.
-func (b *Buffer) at(i int) byte {
+// at returns the byte at position i, and false if the buffer holds no
+// byte there.
+func (b *Buffer) at(i int) (byte, bool) {
+	if i < 0 {
+		return 0, false
+	}
 	for _, c := range b.chunks {
 		if k := c.end - c.off; i < k {
-			return c.buf[c.off+i]
+			return c.buf[c.off+i], true
 		} else {
 			i -= k
 		}
 	}
-	panic("evbuffer: position past the end")
+	return 0, false
 }
 
 // Search returns the position of the first occurrence of what at or after

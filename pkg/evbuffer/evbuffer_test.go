@@ -257,3 +257,42 @@ func TestCallback(t *testing.T) {
 	b.AddBuffer(other)
 	assert.Equal(t, []Change{{0, 3, 0}, {3, 0, 1}, {2, 2, 0}}, changes)
 }
+
+func TestRemoveBufferCopiesPartsIntoSpareRoom(t *testing.T) {
+	src, dst := New(), New()
+	src.Add(bytes.Repeat([]byte("0123456789"), 1000))
+	for range 1000 {
+		src.RemoveBuffer(dst, 10)
+		check(t, src)
+		check(t, dst)
+	}
+	held := 0
+	for _, c := range dst.chunks {
+		held += len(c.buf)
+	}
+	assert.Equal(t, 10000, dst.Len())
+	assert.Less(t, held, 3*10000, "10,000 bytes moved 10 at a time sit in %d chunks holding %d bytes", len(dst.chunks), held)
+}
+
+func TestWriteToSendsAtMost64Chunks(t *testing.T) {
+	var p [2]int
+	require.NoError(t, unix.Pipe(p[:]))
+	defer unix.Close(p[0])
+	defer unix.Close(p[1])
+	b := New()
+	for i := range 100 { // a hundred one-byte chunks
+		b.chunks = append(b.chunks, &chunk{buf: []byte{'a' + byte(i%26)}, end: 1})
+	}
+	b.n = len(b.chunks)
+	check(t, b)
+	n, err := b.WriteTo(p[1])
+	require.NoError(t, err)
+	assert.Equal(t, 64, n, "one writev of 64 chunks")
+	n, err = b.WriteTo(p[1])
+	require.NoError(t, err)
+	assert.Equal(t, 36, n, "then the rest")
+	got := make([]byte, 200)
+	k, _ := unix.Read(p[0], got)
+	assert.Equal(t, 100, k)
+	assert.Equal(t, "abcdefghijklmnopqrstuvwxyz", string(got[:26]))
+}

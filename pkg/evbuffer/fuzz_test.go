@@ -3,6 +3,8 @@ package evbuffer
 import (
 	"bytes"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // refReadLine is ReadLine on a plain byte slice, written from libevent's
@@ -47,9 +49,20 @@ func cut(data, cuts []byte) *Buffer {
 func FuzzBuffer(f *testing.F) {
 	f.Add([]byte{0, 10, 'h', 'e', 'l', 'l', 'o', '\n', 'w', 'o', 'r', 'l', 8, 3, 2, 4, 9, 1, 'o', 0})
 	f.Add([]byte{0, 200, 1, 50, 4, 120, 5, 99, 6, 250, 7, 30, 3, 255})
+	f.Add([]byte{0, 100, 10, 11, 20, 0, 5, 'a', 'b', 'c', 'd', 'e', 10, 11, 250, 3, 2})
 	f.Fuzz(func(t *testing.T, prog []byte) {
 		b := New()
 		var model []byte
+		// A pipe for WriteTo and ReadFrom, and what is in it.
+		var p [2]int
+		if err := unix.Pipe(p[:]); err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(p[0])
+		defer unix.Close(p[1])
+		unix.SetNonblock(p[0], true)
+		unix.SetNonblock(p[1], true)
+		var piped []byte
 		next := func() int {
 			if len(prog) == 0 {
 				return 0
@@ -72,7 +85,23 @@ func FuzzBuffer(f *testing.F) {
 			return n
 		}
 		for len(prog) > 0 {
-			switch op := next() % 10; op {
+			switch op := next() % 12; op {
+			case 10:
+				n, err := b.WriteTo(p[1])
+				if err != nil && err != unix.EAGAIN {
+					t.Fatalf("WriteTo: %v", err)
+				}
+				n = max(n, 0)
+				piped = append(piped, model[:n]...)
+				model = model[n:]
+			case 11:
+				n, err := b.ReadFrom(p[0], 1+size())
+				if err != nil && err != unix.EAGAIN {
+					t.Fatalf("ReadFrom: %v", err)
+				}
+				n = max(n, 0)
+				model = append(model, piped[:n]...)
+				piped = piped[n:]
 			case 0:
 				p := take(next())
 				b.Add(p)

@@ -48,7 +48,7 @@ func (b *Buffer) findEOL(style EOLStyle) (at, n int) {
 		return b.Search([]byte("\r\n"), 0), 2
 	case EOLCRLF:
 		at := b.Search([]byte{'\n'}, 0)
-		if at > 0 && b.at(at-1) == '\r' {
+		if c, _ := b.at(at - 1); at > 0 && c == '\r' {
 			return at - 1, 2
 		}
 		return at, 1
@@ -58,10 +58,7 @@ func (b *Buffer) findEOL(style EOLStyle) (at, n int) {
 			return -1, 0
 		}
 		n := 1
-		for at+n < b.n {
-			if c := b.at(at + n); c != '\r' && c != '\n' {
-				break
-			}
+		for c, ok := b.at(at + n); ok && (c == '\r' || c == '\n'); c, ok = b.at(at + n) {
 			n++
 		}
 		return at, n

@@ -489,8 +489,8 @@ func NewSignal(base *Base, sig syscall.Signal, cb Callback) *Event {
 // Add makes the event pending (event_add): its descriptor or signal is
 // watched and, with a timeout above zero, the event times out after it,
 // unless it is active sooner. Adding a pending event again restarts its
-// timeout; a timeout of 0 leaves any timeout it has as it is (libevent's
-// NULL).
+// timeout; a timeout of 0 leaves the timeout of a pending event as it is,
+// and gives an event that was not pending none (libevent's NULL).
 func (ev *Event) Add(timeout time.Duration) error {
 	return ev.add(timeout, false)
 }
@@ -511,6 +511,8 @@ func (ev *Event) add(timeout time.Duration, internal bool) error {
 		ev.timeout = timeout
 		ev.deadline = time.Now().Add(timeout)
 		b.timers.set(ev)
+	} else if !was {
+		ev.timeout = 0 // added afresh without one: no timeout, now or after it runs
 	}
 	b.track(ev, was)
 	return nil

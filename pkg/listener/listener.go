@@ -6,8 +6,9 @@
 // It does what the book's servers leave undone: when the descriptors run
 // out (EMFILE, ENFILE), accept fails at once every time it is tried while
 // the connection stays queued, and a server that retries at once spins.
-// A Listener stops listening for a while instead, and logs the condition
-// at most once a second.
+// A Listener stops listening for a while instead (libevent's calls an
+// error callback and tries again), and logs the condition at most once a
+// second.
 package listener
 
 import (
@@ -96,13 +97,14 @@ func (l *Listener) accept(fd int, _ event.Events) {
 			return
 		case unix.EINTR, unix.ECONNABORTED: // a signal; a client that left
 			continue
-		case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM:
+		default:
+			// Out of descriptors (EMFILE, ENFILE) or memory, or worse:
+			// accept would fail again at once, the connection still
+			// queued. Unlike libevent's evconnlistener, which reports
+			// the error and goes on trying, stop listening for a while.
 			l.warn.Printf("accept: %v; pausing", err)
 			l.ev.Del()
 			l.resume.Add(Pause)
-			return
-		default:
-			l.warn.Printf("accept: %v", err)
 			return
 		}
 		if err := evutil.MakeNonblocking(nfd); err != nil {
