@@ -99,7 +99,7 @@ func checkListeningLine(c *check) {
 	s3 := c.start("-listen", ":0")
 	host, port, err = net.SplitHostPort(s3.Addr)
 	require.NoError(c, err)
-	assert.Equal(c, "0.0.0.0", host, "-listen :0 listens on every IPv4 address")
+	assert.Contains(c, []string{"0.0.0.0", "::"}, host, "-listen :0 listens on every address")
 	assert.NotEqual(c, "0", port)
 	if st := c.open(s3); st != nil {
 		st.exchange("reached through 127.0.0.1")
