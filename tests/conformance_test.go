@@ -52,7 +52,12 @@ type property struct {
 func TestConformance(t *testing.T) {
 	for _, st := range stages {
 		t.Run(st.id(), func(t *testing.T) {
-			built := stagetest.Build(t, st.dir)
+			var built stagetest.Stage
+			if st.c {
+				built = stagetest.BuildLibevent(t, st.id(), st.dir)
+			} else {
+				built = stagetest.Build(t, st.dir)
+			}
 			built.Env = st.env
 			for _, p := range st.properties() {
 				t.Run(p.name, func(t *testing.T) {

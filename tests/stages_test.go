@@ -1,8 +1,11 @@
 package tests
 
+import "os"
+
 // A stage is one program of the ladder, as the suite knows it.
 type stage struct {
-	dir    string   // the directory of its main package
+	dir    string   // the directory of its main package; or, with c, the C file
+	c      bool     // a C program, built against the system's libevent
 	name   string   // its row in the matrix, when not dir: "04-reactor-server (poll)"
 	env    []string // its environment: "EVENT_NOEPOLL=1"
 	client bool     // 01: the client's rules apply, not the servers'
@@ -46,6 +49,18 @@ var stages = []stage{
 	{dir: "05-bufferevent-server", name: "05-bufferevent-server (poll)", env: []string{"EVENT_NOEPOLL=1"}, reactor: true},
 	{dir: "05-bufferevent-server", name: "05-bufferevent-server (select)", env: []string{"EVENT_NOEPOLL=1", "EVENT_NOPOLL=1"}, reactor: true, fdSetSize: true},
 	{dir: "06-goroutine-server", clients: 10000},
+}
+
+// libeventStage is the benchmarks' reference, the book's last server on the
+// real libevent, made to follow the contract. It joins the table when
+// TINYASYNC_LIBEVENT is set (.ci/run and make bench set it, and install
+// libevent), so that make test on a machine with only Go needs no C.
+var libeventStage = stage{dir: "tests/libevent/rot13.c", name: "libevent (C)", c: true, clients: 10000}
+
+func init() {
+	if os.Getenv("TINYASYNC_LIBEVENT") != "" {
+		stages = append(stages, libeventStage)
+	}
 }
 
 // id is the stage's row in the matrix.

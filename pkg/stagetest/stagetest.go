@@ -92,6 +92,55 @@ func build(dir string) (string, error) {
 	return bin, err
 }
 
+// BuildLibevent compiles the C program at path (module-relative, as
+// "tests/libevent/rot13.c") against the system's libevent, once per test
+// binary, and returns it as a Stage named name. It needs a C compiler and
+// libevent's development files (Debian: apt-get install gcc libevent-dev).
+func BuildLibevent(t testing.TB, name, path string) Stage {
+	t.Helper()
+	bin, err := buildC(path)
+	if err != nil {
+		t.Fatalf("build %s: %v", path, err)
+	}
+	return Stage{Name: name, Bin: bin}
+}
+
+func buildC(path string) (string, error) {
+	builds.Lock()
+	defer builds.Unlock()
+	if bin, ok := builds.bins[path]; ok {
+		return bin, builds.errs[path]
+	}
+	if builds.bins == nil {
+		builds.bins, builds.errs = map[string]string{}, map[string]error{}
+	}
+	if builds.dir == "" {
+		d, err := os.MkdirTemp("", "stagetest-")
+		if err != nil {
+			return "", err
+		}
+		builds.dir = d
+	}
+	root, err := ModuleRoot()
+	if err != nil {
+		return "", err
+	}
+	flags, err := exec.Command("pkg-config", "--cflags", "--libs", "libevent").Output()
+	if err != nil {
+		err = fmt.Errorf("libevent not found by pkg-config (apt-get install pkg-config libevent-dev): %v", err)
+		builds.bins[path], builds.errs[path] = "", err
+		return "", err
+	}
+	bin := filepath.Join(builds.dir, strings.ReplaceAll(path, "/", "_"))
+	args := append([]string{"-O2", "-Wall", "-o", bin, filepath.Join(root, path)}, strings.Fields(string(flags))...)
+	out, err := exec.Command("cc", args...).CombinedOutput()
+	if err != nil {
+		err = fmt.Errorf("%v\n%s", err, out)
+	}
+	builds.bins[path], builds.errs[path] = bin, err
+	return bin, err
+}
+
 // Main runs the tests of a package that builds stages, then removes the
 // binaries: func TestMain(m *testing.M) { stagetest.Main(m) }.
 func Main(m *testing.M) {
