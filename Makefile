@@ -7,7 +7,7 @@ FUZZTIME    ?= 10s
 STAGE       ?= 03
 ARGS        ?=
 
-.PHONY: test conformance run lint fuzz cross clean
+.PHONY: test conformance run lint fuzz cross clean bench bench-setup
 
 # test: everything CI runs as tests: every package with the race detector,
 # the conformance suite against every stage, the TUTORIAL excerpts, and the
@@ -47,6 +47,30 @@ fuzz:
 # cross: build and vet for Darwin and the BSDs, so that build tags stay honest.
 cross:
 	for os in darwin freebsd netbsd openbsd; do GOOS=$$os $(GO) build ./... && GOOS=$$os $(GO) vet ./... || exit 1; done
+
+# bench: every server stage, connection count and load, as TUTORIAL.md's
+# last chapter shows them: results in tests/bench/results.txt (benchstat's
+# format), tables and charts beside them. BENCH_SHORT=1 for a quicker pass.
+bench: bench-setup
+	@mkdir -p tests/bench
+	@if pkg-config --exists libevent 2>/dev/null; then export TINYASYNC_LIBEVENT=1; \
+	else echo "bench: libevent is not installed (apt-get install libevent-dev): its row is left out"; fi; \
+	command -v strace >/dev/null || echo "bench: strace is not installed (apt-get install strace): no system call counts"; \
+	$(GO) test -run '^$$' -bench Stages -benchtime 1x -timeout 3h ./tests | tee tests/bench/results.txt
+	cd tests/benchchart && $(GO) run . -in ../bench/results.txt -out ../bench
+
+# bench-setup installs what the benchmarks use, from Debian's packages, when
+# it is missing and this is root: strace to count system calls, a C compiler
+# and libevent for the C reference server.
+bench-setup:
+	@missing=""; command -v strace >/dev/null || missing="$$missing strace"; \
+	command -v cc >/dev/null || missing="$$missing gcc"; \
+	pkg-config --exists libevent 2>/dev/null || missing="$$missing pkg-config libevent-dev"; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
+		else echo "bench: missing$$missing (install them for the full picture)"; fi; \
+	fi
 
 clean:
 	rm -rf bin

@@ -1,0 +1,209 @@
+// Command benchchart turns the output of make bench (go test -bench, in
+// the format benchstat reads) into TUTORIAL.md's tables and charts:
+//
+//	go run . -in ../bench/results.txt -out ../bench
+//
+// It writes tables.md (one table per metric, rows stages, columns
+// connection counts) and three SVG charts, one line per stage: CPU time per
+// line, memory per connection, and system calls per line, against the
+// number of connections.
+//
+// It is a module of its own: its dependency, gonum.org/v1/plot (and the
+// fonts and renderers under it), draws charts far better than we would by
+// hand, and the ladder itself depends on nothing but x/sys and testify.
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"log"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
+)
+
+// A cell is one benchmark's figures: metric unit -> value.
+type cell map[string]float64
+
+// key is a cell's place: stage, connections, load.
+type key struct {
+	stage string
+	conns int
+	load  string
+}
+
+func main() {
+	in := flag.String("in", "../bench/results.txt", "the benchmark output to read")
+	out := flag.String("out", "../bench", "the `directory` to write tables.md and the charts to")
+	flag.Parse()
+	log.SetFlags(0)
+	log.SetPrefix("benchchart: ")
+
+	cells, stages, err := read(*in)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if len(cells) == 0 {
+		log.Fatalf("%s: no BenchmarkStages results", *in)
+	}
+	var md strings.Builder
+	for _, m := range []struct{ unit, load, title string }{
+		{"cpu-us/line", "pingpong", "Server CPU time per line, µs (ping-pong)"},
+		{"cpu-us/line", "pipelined", "Server CPU time per line, µs (16 lines in flight per connection)"},
+		{"syscalls/line", "pingpong", "Server system calls per line (ping-pong)"},
+		{"rss-B/conn", "pingpong", "Server memory per idle connection, bytes"},
+		{"lines/s", "pingpong", "Lines answered per second (ping-pong)"},
+		{"p99-us", "pingpong", "99th percentile latency, µs (ping-pong)"},
+	} {
+		table(&md, cells, stages, m.unit, m.load, m.title)
+	}
+	if err := os.WriteFile(filepath.Join(*out, "tables.md"), []byte(md.String()), 0o644); err != nil {
+		log.Fatal(err)
+	}
+	for _, c := range []struct{ file, unit, title, ylabel string }{
+		{"cpu.svg", "cpu-us/line", "CPU time per line (ping-pong)", "server CPU µs per line"},
+		{"memory.svg", "rss-B/conn", "Memory per idle connection", "server RSS bytes per connection"},
+		{"syscalls.svg", "syscalls/line", "System calls per line (ping-pong)", "server system calls per line"},
+	} {
+		if err := chart(filepath.Join(*out, c.file), cells, stages, c.unit, c.title, c.ylabel); err != nil {
+			log.Fatal(err)
+		}
+	}
+	fmt.Print(md.String())
+}
+
+// read parses lines like
+//
+//	BenchmarkStages/stage=04-reactor-server-epoll/conns=100/load=pingpong-2  1  3.0e9 ns/op  4.2 cpu-us/line ...
+//
+// and returns the cells, and the stages in the order they first appear.
+func read(path string) (map[key]cell, []string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	cells := map[key]cell{}
+	var stages []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 4 || !strings.HasPrefix(fields[0], "BenchmarkStages/") {
+			continue
+		}
+		var k key
+		for _, part := range strings.Split(fields[0], "/")[1:] {
+			name, value, _ := strings.Cut(part, "=")
+			switch name {
+			case "stage":
+				k.stage = value
+			case "conns":
+				k.conns, _ = strconv.Atoi(value)
+			case "load":
+				k.load, _, _ = strings.Cut(value, "-") // "pingpong-2": GOMAXPROCS
+			}
+		}
+		c := cells[k]
+		if c == nil {
+			c = cell{}
+			cells[k] = c
+		}
+		for i := 2; i+1 < len(fields); i += 2 {
+			if v, err := strconv.ParseFloat(fields[i], 64); err == nil {
+				c[fields[i+1]] = v // with -count, the last run's
+			}
+		}
+		if !slices.Contains(stages, k.stage) {
+			stages = append(stages, k.stage)
+		}
+	}
+	return cells, stages, sc.Err()
+}
+
+// counts returns the connection counts measured, in order.
+func counts(cells map[key]cell) []int {
+	var ns []int
+	for k := range cells {
+		if !slices.Contains(ns, k.conns) {
+			ns = append(ns, k.conns)
+		}
+	}
+	sort.Ints(ns)
+	return ns
+}
+
+// table writes one Markdown table: rows stages, columns connections.
+func table(w *strings.Builder, cells map[key]cell, stages []string, unit, load, title string) {
+	ns := counts(cells)
+	fmt.Fprintf(w, "\n%s\n\n| stage |", title)
+	for _, n := range ns {
+		fmt.Fprintf(w, " %d |", n)
+	}
+	fmt.Fprintf(w, "\n|---|")
+	for range ns {
+		fmt.Fprintf(w, "---:|")
+	}
+	fmt.Fprintln(w)
+	for _, st := range stages {
+		fmt.Fprintf(w, "| %s |", st)
+		for _, n := range ns {
+			v, ok := cells[key{st, n, load}][unit]
+			if !ok {
+				fmt.Fprintf(w, " |")
+				continue
+			}
+			fmt.Fprintf(w, " %s |", format(v))
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+func format(v float64) string {
+	switch {
+	case v >= 1000:
+		return strconv.FormatFloat(math.Round(v), 'f', -1, 64)
+	case v >= 10:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	default:
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	}
+}
+
+// chart draws unit against connections, ping-pong, one line per stage.
+func chart(path string, cells map[key]cell, stages []string, unit, title, ylabel string) error {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = "connections"
+	p.Y.Label.Text = ylabel
+	p.X.Scale = plot.LogScale{}
+	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.Y.Scale = plot.LogScale{}
+	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.Legend.Top = true
+	var lines []any
+	for _, st := range stages {
+		var pts plotter.XYs
+		for _, n := range counts(cells) {
+			if v, ok := cells[key{st, n, "pingpong"}][unit]; ok && v > 0 {
+				pts = append(pts, plotter.XY{X: float64(n), Y: v})
+			}
+		}
+		if len(pts) > 0 {
+			lines = append(lines, st, pts)
+		}
+	}
+	if err := plotutil.AddLinePoints(p, lines...); err != nil {
+		return err
+	}
+	return p.Save(9*vg.Inch, 6*vg.Inch, path)
+}
