@@ -116,12 +116,9 @@ func measure(b *testing.B, bs benchStage, n, inFlight int, run time.Duration) {
 	if err := warm(conns); err != nil {
 		b.Fatal(err)
 	}
-	if inFlight == 1 {
-		idle, err := s.Usage()
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.ReportMetric(float64(idle.RSS-base.RSS)/float64(n), "rss-B/conn")
+	idle, err := s.Usage()
+	if err != nil {
+		b.Fatal(err)
 	}
 
 	for b.Loop() { // once: make bench runs with -benchtime 1x
@@ -142,6 +139,10 @@ func measure(b *testing.B, bs benchStage, n, inFlight int, run time.Duration) {
 		b.ReportMetric(float64(r.P50.Microseconds()), "p50-us")
 		b.ReportMetric(float64(r.P99.Microseconds()), "p99-us")
 	}
+	// After the loop: its start clears the metrics reported before it.
+	if inFlight == 1 {
+		b.ReportMetric(float64(idle.RSS-base.RSS)/float64(n), "rss-B/conn")
+	}
 
 	var counted stagetest.LoadResult
 	counts, err := s.CountSyscalls(func() {
@@ -150,6 +151,9 @@ func measure(b *testing.B, bs benchStage, n, inFlight int, run time.Duration) {
 	if err != nil {
 		b.Logf("no system call counts: %v", err)
 		return
+	}
+	if counted.Errors > 0 {
+		b.Fatalf("%s, counting system calls: %v", bs.name, counted)
 	}
 	total := 0
 	for _, c := range counts {

@@ -12,10 +12,11 @@ func (b *Base) check(t *testing.T) {
 	t.Helper()
 	pending := map[*Event]bool{}
 
-	// The heap: each event knows its place, and none is due before its
-	// parent.
+	// The heap: each event knows its place, none is placed before its
+	// parent, and none after its deadline.
 	for i, ev := range b.timers.evs {
-		assert.Equal(t, i, ev.heapIndex, "heap index")
+		assert.Equal(t, int32(i), ev.heapIndex, "heap index")
+		assert.LessOrEqual(t, ev.at, ev.deadline, "placed after its deadline")
 		if i > 0 {
 			assert.False(t, b.timers.less(i, (i-1)/2), "heap order at %d", i)
 		}

@@ -243,7 +243,7 @@ func (b *Base) Loop(flags LoopFlags) error {
 		if b.nactive > 0 || flags&NonBlock != 0 {
 			timeout = 0
 		} else if ev := b.timers.first(); ev != nil {
-			timeout = max(0, time.Until(ev.deadline))
+			timeout = time.Duration(max(0, ev.at-now()))
 		}
 		if b.beforeWait != nil {
 			b.beforeWait()
@@ -264,7 +264,7 @@ func (b *Base) Loop(flags LoopFlags) error {
 		if b.tracing {
 			b.trace.Printf("%s: %d ready", b.be.name(), n)
 		}
-		b.expireTimers(time.Now())
+		b.expireTimers(now())
 		if b.nactive > 0 {
 			// As in libevent, Once ends the loop after a round that ran
 			// callbacks and left none due.
@@ -336,7 +336,7 @@ func (b *Base) notified() {
 		n := b.sigCount[sig].Swap(0)
 		for _, ev := range b.signals[syscall.Signal(sig)] {
 			if n > 0 {
-				ev.ncalls += int(n)
+				ev.ncalls += n
 				b.activate(ev, Signal)
 			}
 		}
@@ -373,12 +373,18 @@ func (b *Base) ready(fd int, what Events) {
 }
 
 // expireTimers makes every event whose timeout has passed active. A
-// non-persistent one stops being pending altogether, as in libevent.
-func (b *Base) expireTimers(now time.Time) {
+// non-persistent one stops being pending altogether, as in libevent. An
+// event whose timeout was restarted since it took its place in the heap
+// (timerHeap.set) is moved on to its deadline instead.
+func (b *Base) expireTimers(now int64) {
 	for {
 		ev := b.timers.first()
-		if ev == nil || ev.deadline.After(now) {
+		if ev == nil || ev.at > now {
 			return
+		}
+		if ev.deadline > ev.at {
+			b.timers.place(ev)
+			continue
 		}
 		was := ev.pending()
 		b.timers.remove(ev)
@@ -418,7 +424,7 @@ func (b *Base) runActive() (ran int) {
 			b.active = append(append([]*Event(nil), queue[i:]...), b.active...)
 			return ran
 		}
-		res, calls := ev.res, max(ev.ncalls, 1)
+		res, calls := ev.res, max(int(ev.ncalls), 1)
 		ev.active, ev.res, ev.ncalls = false, 0, 0
 		b.nactive--
 		if ev.events&Persist == 0 {
@@ -428,7 +434,7 @@ func (b *Base) runActive() (ran int) {
 		}
 		// A signal's callback runs once per delivery, as in libevent,
 		// unless one of those runs deletes the event or breaks the loop.
-		for n := 0; n < calls; n++ {
+		for n := range calls {
 			if n > 0 && (ev.freed || !ev.watched || b.brk.Load()) {
 				break
 			}
@@ -449,24 +455,32 @@ func (b *Base) runActive() (ran int) {
 }
 
 // An Event is a descriptor, a signal or a timeout to wait for, and the
-// callback to run: libevent's struct event.
+// callback to run: libevent's struct event. A server holds two for each
+// connection, so it is kept small.
 type Event struct {
-	base     *Base
-	fd       int
-	events   Events
-	cb       Callback
-	internal bool // the base's own, not counted as pending
+	base        *Base
+	cb          Callback
+	fd          int
+	events, res Events // what it waits for; why it is active
+	internal    bool   // the base's own, not counted as pending
+	watched     bool   // in the base's io or signals
+	active      bool
+	freed       bool
 
-	watched   bool          // in the base's io or signals
 	timeout   time.Duration // for a persistent event's next round
-	deadline  time.Time
-	heapIndex int    // in the base's timers, or -1
-	seq       uint64 // orders equal deadlines by when they were set
-	active    bool
-	res       Events
-	ncalls    int
-	freed     bool
+	deadline  int64         // when it times out, on the base's clock (now)
+	at        int64         // its place in the timers: its deadline, or earlier
+	seq       uint64        // orders equal places by when they were taken
+	heapIndex int32         // in the base's timers, or -1
+	ncalls    int32         // signal deliveries its callback is due for
 }
+
+// epoch is where the clock the timers use starts: now() reads it as
+// nanoseconds since, from the monotonic clock, so that a change to the
+// wall clock moves no timeout.
+var epoch = time.Now()
+
+func now() int64 { return int64(time.Since(epoch)) }
 
 // New returns an event for fd and what (event_new): Read, Write or both,
 // with Persist and ET as wanted; or Signal, fd then being the signal's
@@ -509,7 +523,7 @@ func (ev *Event) add(timeout time.Duration, internal bool) error {
 	}
 	if timeout > 0 {
 		ev.timeout = timeout
-		ev.deadline = time.Now().Add(timeout)
+		ev.deadline = now() + int64(timeout)
 		b.timers.set(ev)
 	} else if !was {
 		ev.timeout = 0 // added afresh without one: no timeout, now or after it runs
@@ -564,16 +578,18 @@ func (ev *Event) Active(what Events) {
 }
 
 // Pending returns which of what the event is pending for (Read, Write,
-// Signal, Timeout), and when it times out (event_pending).
+// Signal, Timeout), and when it times out, if it does (event_pending).
 func (ev *Event) Pending(what Events) (Events, time.Time) {
 	var got Events
 	if ev.watched {
 		got |= ev.events & (Read | Write | Signal)
 	}
+	var due time.Time
 	if ev.heapIndex >= 0 {
 		got |= Timeout
+		due = epoch.Add(time.Duration(ev.deadline))
 	}
-	return got & what, ev.deadline
+	return got & what, due
 }
 
 // Fd returns the event's descriptor, or signal number; -1 for a timer.
@@ -591,14 +607,14 @@ func (ev *Event) pending() bool {
 // that a periodic timer keeps its pace; but if that is already past (the
 // loop stalled), from now: one late run, not a burst.
 func (ev *Event) reschedule(res Events) {
-	now := time.Now()
-	from := now
+	t := now()
+	from := t
 	if res&Timeout != 0 {
 		from = ev.deadline
 	}
-	next := from.Add(ev.timeout)
-	if next.Before(now) {
-		next = now.Add(ev.timeout)
+	next := from + int64(ev.timeout)
+	if next < t {
+		next = t + int64(ev.timeout)
 	}
 	was := ev.pending()
 	ev.deadline = next

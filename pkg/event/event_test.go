@@ -185,7 +185,7 @@ func TestTimersInOrder(t *testing.T) {
 		require.NoError(t, b.Dispatch())
 		assert.Len(t, fired, len(live), "every pending timer fires once, and no deleted one")
 		for i := 1; i < len(fired); i++ {
-			if fired[i].ev.deadline.Before(fired[i-1].ev.deadline) {
+			if fired[i].ev.deadline < fired[i-1].ev.deadline {
 				t.Fatalf("timer %d (due %v) fired after one due later", i, fired[i].ev.deadline)
 			}
 		}
@@ -726,4 +726,47 @@ func TestLongTimeoutsAreCapped(t *testing.T) {
 	assert.Equal(t, 1, msTimeout(300*time.Microsecond), "rounded up, never a busy loop of zero waits")
 	assert.Equal(t, int(maxWait/time.Millisecond), msTimeout(30*24*time.Hour), "a 30-day wait stays positive in 32 bits")
 	assert.Less(t, msTimeout(365*24*time.Hour), 1<<31-1)
+}
+
+// Restarting a timeout later, as every read does to a read timeout, leaves
+// the heap alone; the event still fires at its new deadline, not the old
+// one, and after an event due in between. Moving a timeout earlier moves it
+// in the heap at once.
+func TestRestartedTimeoutFiresAtItsNewDeadline(t *testing.T) {
+	forEachMethod(t, func(t *testing.T, b *Base) {
+		var order []string
+		var due time.Time
+		later := NewTimer(b, func(int, Events) {
+			assert.False(t, time.Now().Before(due), "fired %v early, at its old deadline", time.Until(due))
+			order = append(order, "later")
+		})
+		between := NewTimer(b, func(int, Events) { order = append(order, "between") })
+		require.NoError(t, later.Add(10*time.Millisecond))
+		require.NoError(t, between.Add(30*time.Millisecond))
+		at := later.at
+
+		due = time.Now().Add(60 * time.Millisecond)
+		require.NoError(t, later.Add(60*time.Millisecond))
+		assert.Equal(t, at, later.at, "a later deadline moved the event in the heap")
+		assert.Greater(t, later.deadline, later.at)
+		b.check(t)
+		_, when := later.Pending(Timeout)
+		assert.WithinDuration(t, due, when, 5*time.Millisecond, "Pending reports the new deadline")
+
+		require.NoError(t, b.Dispatch())
+		assert.Equal(t, []string{"between", "later"}, order)
+		b.check(t)
+
+		// Earlier: the heap moves at once.
+		require.NoError(t, later.Add(time.Hour))
+		require.NoError(t, later.Add(time.Millisecond))
+		assert.Equal(t, later.deadline, later.at, "an earlier deadline takes its place at once")
+		b.check(t)
+		order = nil
+		due = time.Now()
+		require.NoError(t, b.Dispatch())
+		assert.Equal(t, []string{"later"}, order)
+		later.Free()
+		between.Free()
+	})
 }

@@ -2,7 +2,8 @@ package event
 
 // timerHeap is the base's timeouts, the nearest first: a binary min-heap,
 // as libevent's minheap-internal.h, each event knowing its place in it
-// (heapIndex) so that deleting one costs O(log n).
+// (heapIndex) so that deleting one costs O(log n). An event's place (at)
+// is its deadline, or earlier: see set.
 type timerHeap struct {
 	evs []*Event
 	seq uint64
@@ -16,20 +17,35 @@ func (h *timerHeap) first() *Event {
 	return h.evs[0]
 }
 
-// set puts ev in the heap at its deadline, or moves it there.
+// set puts ev in the heap at its deadline, or moves it there; but an
+// event already in the heap whose deadline moved later stays where it is,
+// ahead of its time, and the heap is left alone. The base's expireTimers
+// moves it on when its old place comes up. So a read timeout, which
+// starts again with every read, costs nothing here per read; unlike
+// libevent, which moves the event in its heap each time (or, for timeouts
+// it is told are common, keeps them in a list).
 func (h *timerHeap) set(ev *Event) {
+	if ev.heapIndex >= 0 && ev.deadline >= ev.at {
+		return
+	}
+	h.place(ev)
+}
+
+// place puts ev in the heap at its deadline, after any event placed at the
+// same time before it.
+func (h *timerHeap) place(ev *Event) {
 	h.seq++
-	ev.seq = h.seq
+	ev.at, ev.seq = ev.deadline, h.seq
 	if ev.heapIndex < 0 {
-		ev.heapIndex = len(h.evs)
+		ev.heapIndex = int32(len(h.evs))
 		h.evs = append(h.evs, ev)
 	}
-	h.fix(ev.heapIndex)
+	h.fix(int(ev.heapIndex))
 }
 
 // remove takes ev out of the heap.
 func (h *timerHeap) remove(ev *Event) {
-	i := ev.heapIndex
+	i := int(ev.heapIndex)
 	last := len(h.evs) - 1
 	h.swap(i, last)
 	h.evs[last] = nil
@@ -42,16 +58,16 @@ func (h *timerHeap) remove(ev *Event) {
 
 func (h *timerHeap) less(i, j int) bool {
 	a, b := h.evs[i], h.evs[j]
-	if !a.deadline.Equal(b.deadline) {
-		return a.deadline.Before(b.deadline)
+	if a.at != b.at {
+		return a.at < b.at
 	}
 	return a.seq < b.seq
 }
 
 func (h *timerHeap) swap(i, j int) {
 	h.evs[i], h.evs[j] = h.evs[j], h.evs[i]
-	h.evs[i].heapIndex = i
-	h.evs[j].heapIndex = j
+	h.evs[i].heapIndex = int32(i)
+	h.evs[j].heapIndex = int32(j)
 }
 
 // fix moves the event at i up or down to where it belongs.

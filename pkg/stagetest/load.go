@@ -93,7 +93,10 @@ func (l Load) Run() (LoadResult, error) {
 	return l.RunOn(conns), nil
 }
 
-// RunOn runs the Load on connections already open, and leaves them open.
+// RunOn runs the Load on connections already open, and leaves them open
+// and quiet: once the time is up, or Lines are answered, no connection
+// sends another line, and each reads the answers to the lines it has in
+// flight, so that the next Load on them starts clean.
 func (l Load) RunOn(conns []net.Conn) LoadResult {
 	lines, answers := l.lines()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -111,8 +114,8 @@ func (l Load) RunOn(conns []net.Conn) LoadResult {
 		go func() {
 			defer wg.Done()
 			var err error
-			samples[i], err = l.converse(ctx, c, i, lines, answers, &answered)
-			if err != nil && ctx.Err() == nil {
+			samples[i], err = l.converse(ctx, cancel, c, i, lines, answers, &answered)
+			if err != nil {
 				errors.Add(1)
 				cancel()
 			}
@@ -128,6 +131,10 @@ func (l Load) RunOn(conns []net.Conn) LoadResult {
 	}
 	return r
 }
+
+// drainTime is how long a connection waits, once its Load ends, for the
+// answers to the lines it still has in flight.
+const drainTime = 30 * time.Second
 
 // lines returns the lines a Load sends, and their answers.
 func (l Load) lines() (lines, answers [][]byte) {
@@ -152,8 +159,9 @@ func (l Load) lines() (lines, answers [][]byte) {
 }
 
 // converse runs one connection: InFlight lines out, then a new line for
-// each answer, until ctx ends or the Load's Lines are answered.
-func (l Load) converse(ctx context.Context, c net.Conn, id int, lines, answers [][]byte, answered *atomic.Int64) ([]time.Duration, error) {
+// each answer until ctx ends (the one that answers the Load's last line
+// ends it), then the answers to the lines still in flight.
+func (l Load) converse(ctx context.Context, done context.CancelFunc, c net.Conn, id int, lines, answers [][]byte, answered *atomic.Int64) ([]time.Duration, error) {
 	inFlight := max(l.InFlight, 1)
 	sent := make([]time.Time, 0, inFlight) // when each line in flight went out, oldest first
 	var samples []time.Duration
@@ -171,27 +179,28 @@ func (l Load) converse(ctx context.Context, c net.Conn, id int, lines, answers [
 	if err := send(inFlight); err != nil {
 		return samples, err
 	}
-	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now().Add(drainTime)) })
 	defer stop()
 	defer c.SetDeadline(time.Time{})
 	got := make([]byte, len(lines[0]))
-	for done := next - inFlight; ; done++ {
+	for seq := next - inFlight; len(sent) > 0; seq++ {
 		if _, err := io.ReadFull(c, got); err != nil {
-			return samples, err
+			return samples, fmt.Errorf("connection %d: %w", id, err)
 		}
-		if !bytes.Equal(got, answers[done%variants]) {
+		if !bytes.Equal(got, answers[seq%variants]) {
 			return samples, fmt.Errorf("connection %d: a wrong answer: %q", id, got)
 		}
 		samples = append(samples, time.Since(sent[0]))
 		sent = sent[1:]
 		if n := answered.Add(1); l.Lines > 0 && n >= l.Lines {
-			return samples, nil
+			done()
 		}
 		if ctx.Err() != nil {
-			return samples, nil
+			continue // draining
 		}
 		if err := send(1); err != nil {
 			return samples, err
 		}
 	}
+	return samples, nil
 }

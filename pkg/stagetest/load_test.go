@@ -67,6 +67,27 @@ func TestLoad(t *testing.T) {
 	assert.Positive(t, r.Lines)
 }
 
+// A Load leaves its connections quiet, whether it ran for a time or for a
+// number of lines: the next Load on them reads no stale answer.
+func TestLoadLeavesConnectionsQuiet(t *testing.T) {
+	l := Load{Addr: rot13Server(t, false), Conns: 20, LineSize: 64, InFlight: 16}
+	conns, err := l.Dial()
+	require.NoError(t, err)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for _, run := range []Load{
+		{Duration: 100 * time.Millisecond}, {Lines: 1000}, {Lines: 1}, {Duration: 50 * time.Millisecond},
+	} {
+		run.Conns, run.LineSize, run.InFlight = l.Conns, l.LineSize, l.InFlight
+		r := run.RunOn(conns)
+		assert.Zero(t, r.Errors, "%+v: %v", run, r)
+		assert.GreaterOrEqual(t, r.Lines, max(run.Lines, 1))
+	}
+}
+
 func TestLoadCatchesAWrongAnswer(t *testing.T) {
 	r, err := Load{Addr: rot13Server(t, true), Conns: 1, LineSize: 64, InFlight: 1, Lines: 1000}.Run()
 	require.NoError(t, err)
