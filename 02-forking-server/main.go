@@ -108,7 +108,7 @@ func run(listenAddr, self string, childArgs []string) {
 	log.Printf("listening on %s", addr)
 	var warn evutil.Throttle // out of descriptors: a line a second at most
 	for {
-		fd, sa, err := evutil.Accept(listener)
+		fd, peer, err := evutil.Accept(listener)
 		if stopping() {
 			if err == nil {
 				unix.Close(fd)
@@ -130,7 +130,7 @@ func run(listenAddr, self string, childArgs []string) {
 			warn.Printf("accept: %v", err)
 			continue
 		}
-		trace.Printf("accept fd %d from %s", fd, evutil.SockaddrString(sa))
+		trace.Printf("accept fd %d from %s", fd, peer)
 
 		// The parent's half of the book's if (fork() == 0). NOTE: like the
 		// book's, it starts a child for every client there is: nothing but

@@ -85,7 +85,7 @@ func doAccept(listener int, state []*fdState, warn *evutil.Throttle) (pause time
 	// arrive at once, a pass (and a select over every descriptor) for each
 	// is slow. A bounded batch keeps the others served meanwhile.
 	for range 64 {
-		fd, sa, err := evutil.Accept(listener)
+		fd, peer, err := evutil.Accept(listener)
 		switch err {
 		case nil:
 		case unix.EAGAIN:
@@ -116,7 +116,7 @@ func doAccept(listener int, state []*fdState, warn *evutil.Throttle) (pause time
 			warn.Printf("fcntl: %v", err)
 			continue
 		}
-		trace.Printf("accept fd=%d from %s", fd, evutil.SockaddrString(sa))
+		trace.Printf("accept fd=%d from %s", fd, peer)
 		state[fd] = &fdState{}
 	}
 	return 0

@@ -70,7 +70,7 @@ func accept(listener int, conns []*conn, warn *evutil.Throttle) []*conn {
 		if err := unix.SetNonblock(listener, len(conns) > 0); err != nil {
 			log.Fatal(os.NewSyscallError("fcntl", err))
 		}
-		fd, sa, err := evutil.Accept(listener)
+		fd, peer, err := evutil.Accept(listener)
 		switch err {
 		case nil:
 		case unix.EINTR, unix.ECONNABORTED: // a signal; a client that left
@@ -88,7 +88,7 @@ func accept(listener int, conns []*conn, warn *evutil.Throttle) []*conn {
 			}
 			return conns
 		}
-		trace.Printf("accept fd %d from %s", fd, evutil.SockaddrString(sa))
+		trace.Printf("accept fd %d from %s", fd, peer)
 		conns = append(conns, &conn{fd: fd})
 	}
 }

@@ -89,14 +89,14 @@ func run(listenAddr string) {
 	for {
 		// Ask the listener for a new client.
 		if now := time.Now(); now.After(acceptAgain) {
-			fd, sa, err := evutil.Accept(listener)
+			fd, peer, err := evutil.Accept(listener)
 			switch err {
 			case nil:
 				if err := evutil.MakeNonblocking(fd); err != nil {
 					unix.Close(fd)
 					break
 				}
-				trace.Printf("accept fd=%d from %s", fd, evutil.SockaddrString(sa))
+				trace.Printf("accept fd=%d from %s", fd, peer)
 				for len(state) <= fd {
 					state = append(state, nil)
 				}

@@ -17,7 +17,11 @@
 // A Buffer is not safe for concurrent use.
 package evbuffer
 
-import "bytes"
+import (
+	"bytes"
+	"math/bits"
+	"sync"
+)
 
 // Chunks start small and double, up to maxChunk, so that a buffer that
 // grows a byte at a time wastes at most one chunk's spare room, and one
@@ -35,6 +39,44 @@ type chunk struct {
 
 func (c *chunk) data() []byte { return c.buf[c.off:c.end] }
 func (c *chunk) spare() int   { return len(c.buf) - c.end }
+
+// chunkPools hold the chunks no buffer is using, a pool for each size from
+// minChunk to maxChunk. A buffer hands back every chunk it empties, so an
+// empty buffer holds no memory (a server's idle connections cost bytes, not
+// kilobytes), and one that fills and empties, line after line, takes and
+// returns the same chunk: it allocates nothing. libevent keeps a buffer's
+// last chunk instead, and mallocs the next; Go's allocator makes a pool the
+// cheaper way.
+var chunkPools [5]sync.Pool // 4, 8, 16, 32 and 64 KiB
+
+// sizeClass returns which pool holds chunks of at least size bytes: chunk
+// sizes are minChunk times a power of two.
+func sizeClass(size int) int {
+	return max(0, bits.Len(uint(size-1))-bits.Len(minChunk-1))
+}
+
+// newChunk returns an empty chunk of at least size bytes: from its pool if
+// one is free, else new; beyond maxChunk, of exactly size bytes, unpooled.
+func newChunk(size int) *chunk {
+	if size > maxChunk {
+		return &chunk{buf: make([]byte, size)}
+	}
+	k := sizeClass(size)
+	if c, ok := chunkPools[k].Get().(*chunk); ok {
+		return c
+	}
+	return &chunk{buf: make([]byte, minChunk<<k)}
+}
+
+// freeChunk hands a chunk no buffer holds any more back to its pool. Its
+// bytes are not cleared: nothing reads a chunk beyond what was written to
+// it.
+func freeChunk(c *chunk) {
+	c.off, c.end = 0, 0
+	if size := len(c.buf); size <= maxChunk && size == minChunk<<sizeClass(size) {
+		chunkPools[sizeClass(size)].Put(c)
+	}
+}
 
 // Buffer is a chain of chunks holding a queue of bytes: libevent's struct
 // evbuffer. The zero value is an empty buffer.
@@ -84,7 +126,7 @@ func (b *Buffer) grow(need int) *chunk {
 	if t := b.tail(); t != nil {
 		size = min(2*len(t.buf), maxChunk)
 	}
-	c := &chunk{buf: make([]byte, max(size, need))}
+	c := newChunk(max(size, need))
 	b.chunks = append(b.chunks, c)
 	return c
 }
@@ -112,7 +154,6 @@ func (b *Buffer) AddBuffer(src *Buffer) {
 		return
 	}
 	orig, moved := b.n, src.n
-	b.dropEmptyTail()
 	b.chunks = append(b.chunks, src.chunks...)
 	b.n += moved
 	src.chunks, src.n = nil, 0
@@ -129,7 +170,6 @@ func (b *Buffer) RemoveBuffer(dst *Buffer, n int) int {
 		return 0
 	}
 	origB, origD := b.n, dst.n
-	dst.dropEmptyTail()
 	left := n
 	for left > 0 {
 		c := b.chunks[0]
@@ -157,15 +197,6 @@ func (b *Buffer) RemoveBuffer(dst *Buffer, n int) int {
 	return n
 }
 
-// dropEmptyTail removes an empty last chunk, kept for reuse, before
-// chunks are moved in after it.
-func (b *Buffer) dropEmptyTail() {
-	if t := b.tail(); t != nil && t.off == t.end {
-		b.chunks[len(b.chunks)-1] = nil
-		b.chunks = b.chunks[:len(b.chunks)-1]
-	}
-}
-
 // Prepend puts a copy of p before the buffer's contents (evbuffer_prepend),
 // in the room drained from the first chunk if there is enough.
 func (b *Buffer) Prepend(p []byte) {
@@ -178,7 +209,7 @@ func (b *Buffer) Prepend(p []byte) {
 		c.off -= len(p)
 		copy(c.buf[c.off:], p)
 	} else {
-		c := &chunk{buf: make([]byte, max(len(p), minChunk))}
+		c := newChunk(len(p))
 		c.off = len(c.buf) - len(p)
 		c.end = len(c.buf)
 		copy(c.buf[c.off:], p)
@@ -209,9 +240,7 @@ func (b *Buffer) copyOut(p []byte) int {
 }
 
 // Drain removes the first n bytes (all, if it holds fewer)
-// (evbuffer_drain). A chunk emptied is dropped, but for the last, which
-// stays for the next bytes: a buffer that fills and empties, line after
-// line, allocates nothing.
+// (evbuffer_drain). Each chunk it empties goes back to its pool.
 func (b *Buffer) Drain(n int) {
 	n = min(max(n, 0), b.n)
 	if n == 0 {
@@ -219,27 +248,28 @@ func (b *Buffer) Drain(n int) {
 	}
 	orig := b.n
 	b.n -= n
+	b.dropFront(n)
+	b.changed(orig, 0, n)
+}
+
+// dropFront removes the first n bytes from the chunks, handing back those
+// it empties; b.n is the caller's to keep. The chain keeps its array: a
+// buffer that fills and empties does not allocate a new one.
+func (b *Buffer) dropFront(n int) {
+	emptied := 0
 	for n > 0 {
-		c := b.chunks[0]
-		if k := c.end - c.off; k > n || len(b.chunks) == 1 {
-			c.off += min(n, k)
+		c := b.chunks[emptied]
+		if k := c.end - c.off; k > n {
+			c.off += n
 			break
-		} else {
-			n -= k
-			b.chunks[0] = nil
-			b.chunks = b.chunks[1:]
 		}
+		n -= c.end - c.off
+		freeChunk(c)
+		emptied++
 	}
-	if b.n == 0 {
-		// Keep one chunk, emptied, unless it is a big one.
-		t := b.chunks[len(b.chunks)-1]
-		b.chunks = b.chunks[:0]
-		if len(t.buf) <= maxChunk {
-			t.off, t.end = 0, 0
-			b.chunks = append(b.chunks, t)
-		}
-	}
-	b.changed(orig, 0, orig-b.n)
+	left := copy(b.chunks, b.chunks[emptied:])
+	clear(b.chunks[left:])
+	b.chunks = b.chunks[:left]
 }
 
 // Peek returns the first n bytes of the buffer (all of them if n < 0 or
@@ -281,21 +311,10 @@ func (b *Buffer) Pullup(n int) []byte {
 	if first := b.chunks[0]; first.end-first.off >= n {
 		return first.data()[:n]
 	}
-	c := &chunk{buf: make([]byte, max(n, minChunk))}
+	c := newChunk(n)
 	c.end = b.copyOut(c.buf[:n])
 	// Drop what was copied, and put the new chunk in front.
-	rest := n
-	for rest > 0 {
-		h := b.chunks[0]
-		if k := h.end - h.off; k <= rest {
-			rest -= k
-			b.chunks[0] = nil
-			b.chunks = b.chunks[1:]
-		} else {
-			h.off += rest
-			rest = 0
-		}
-	}
+	b.dropFront(n)
 	b.chunks = append([]*chunk{c}, b.chunks...)
 	return c.data()
 }

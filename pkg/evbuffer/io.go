@@ -21,14 +21,17 @@ func (b *Buffer) ReadFrom(fd int, limit int) (int, error) {
 		room = min(t.spare(), limit)
 		iov = append(iov, t.buf[t.end:t.end+room])
 	}
-	// A new chunk only when the last has little room left: reading into
-	// it costs an allocation even when the kernel has but a few bytes.
+	// A new chunk only when the last has little room left; if the read
+	// does not reach it, it goes straight back to its pool.
 	var fresh *chunk
 	if room < min(limit, minChunk) {
-		fresh = &chunk{buf: make([]byte, min(maxChunk, max(limit-room, minChunk)))}
+		fresh = newChunk(min(maxChunk, limit-room))
 		iov = append(iov, fresh.buf[:min(len(fresh.buf), limit-room)])
 	}
 	n, err := readv(fd, iov)
+	if fresh != nil && n <= room {
+		freeChunk(fresh) // not needed after all
+	}
 	if n <= 0 {
 		return n, err
 	}
@@ -38,7 +41,6 @@ func (b *Buffer) ReadFrom(fd int, limit int) (int, error) {
 	}
 	if n > room {
 		fresh.end = n - room
-		b.dropEmptyTail()
 		b.chunks = append(b.chunks, fresh)
 	}
 	b.n += n

@@ -39,6 +39,7 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -98,7 +99,7 @@ const (
 // A Base watches events and runs their callbacks: libevent's event_base.
 type Base struct {
 	be      backend
-	io      map[int][]*Event // events with a descriptor, by descriptor
+	io      [][]*Event // events with a descriptor, indexed by it (libevent's evmap_io)
 	signals map[syscall.Signal][]*Event
 	timers  timerHeap
 	active  []*Event // events whose callbacks are due, in order; some may since have been deleted
@@ -142,7 +143,6 @@ func NewBaseWithConfig(cfg *Config) (*Base, error) {
 	}
 	b := &Base{
 		be:       be,
-		io:       map[int][]*Event{},
 		signals:  map[syscall.Signal][]*Event{},
 		sigWatch: map[syscall.Signal]*sigWatcher{},
 		trace:    log.New(io.Discard, "", 0),
@@ -365,6 +365,9 @@ func (b *Base) ready(fd int, what Events) {
 		b.notified()
 		return
 	}
+	if fd >= len(b.io) {
+		return
+	}
 	for _, ev := range b.io[fd] {
 		if got := ev.events & what & (Read | Write); got != 0 {
 			b.activate(ev, got)
@@ -447,7 +450,7 @@ func (b *Base) runActive() (ran int) {
 			default:
 				b.trace.Printf("callback: fd %d, %v", ev.fd, res)
 			}
-			ev.cb(ev.fd, res)
+			ev.cb(int(ev.fd), res)
 			ran++
 		}
 	}
@@ -457,22 +460,26 @@ func (b *Base) runActive() (ran int) {
 // An Event is a descriptor, a signal or a timeout to wait for, and the
 // callback to run: libevent's struct event. A server holds two for each
 // connection, so it is kept small.
+//
+// Its fields are laid out to fill 64 bytes, one of Go's size classes,
+// exactly: a descriptor fits in 32 bits (the kernel's are C ints), and so do
+// the other counts.
 type Event struct {
 	base        *Base
 	cb          Callback
-	fd          int
+	fd          int32  // its descriptor or signal number, or -1
 	events, res Events // what it waits for; why it is active
 	internal    bool   // the base's own, not counted as pending
 	watched     bool   // in the base's io or signals
 	active      bool
 	freed       bool
+	heapIndex   int32  // in the base's timers, or -1
+	ncalls      int32  // signal deliveries its callback is due for
+	seq         uint32 // orders equal places in the timers (see timerHeap)
 
-	timeout   time.Duration // for a persistent event's next round
-	deadline  int64         // when it times out, on the base's clock (now)
-	at        int64         // its place in the timers: its deadline, or earlier
-	seq       uint64        // orders equal places by when they were taken
-	heapIndex int32         // in the base's timers, or -1
-	ncalls    int32         // signal deliveries its callback is due for
+	timeout  time.Duration // for a persistent event's next round
+	deadline int64         // when it times out, on the base's clock (now)
+	at       int64         // its place in the timers: its deadline, or earlier
 }
 
 // epoch is where the clock the timers use starts: now() reads it as
@@ -487,7 +494,7 @@ func now() int64 { return int64(time.Since(epoch)) }
 // number; or no flag but Persist, for a timer (fd -1). The event is not
 // pending until it is added.
 func New(base *Base, fd int, what Events, cb Callback) *Event {
-	return &Event{base: base, fd: fd, events: what, cb: cb, heapIndex: -1}
+	return &Event{base: base, fd: int32(fd), events: what, cb: cb, heapIndex: -1}
 }
 
 // NewTimer returns an event that only times out (evtimer_new).
@@ -594,7 +601,7 @@ func (ev *Event) Pending(what Events) (Events, time.Time) {
 
 // Fd returns the event's descriptor, or signal number; -1 for a timer.
 func (ev *Event) Fd() int {
-	return ev.fd
+	return int(ev.fd)
 }
 
 // pending reports whether the event is pending: watched, or timed.
@@ -649,10 +656,26 @@ func (b *Base) watch(ev *Event) error {
 	if ev.events&Signal != 0 {
 		return b.watchSignal(ev)
 	}
-	if ev.fd < 0 {
-		return fmt.Errorf("event: no descriptor %d", ev.fd)
+	fd := int(ev.fd)
+	if fd < 0 {
+		return fmt.Errorf("event: no descriptor %d", fd)
 	}
-	evs := b.io[ev.fd]
+	if fd >= cap(b.io) {
+		// Doubled, as libevent's evmap_make_space does: append grows a
+		// long slice by a quarter at a time, and leaves more behind.
+		grown := make([][]*Event, len(b.io), max(fd+1, 2*cap(b.io)))
+		copy(grown, b.io)
+		b.io = grown
+	}
+	if fd >= len(b.io) {
+		b.io = b.io[:fd+1]
+	}
+	evs := b.io[fd]
+	if evs == nil {
+		// Room for a read and a write event: the list then never grows,
+		// and stays, emptied, for the next connection given this number.
+		evs = make([]*Event, 0, 2)
+	}
 	old := interest(evs)
 	if len(evs) > 0 && old&ET != ev.events&ET {
 		return fmt.Errorf("event: fd %d: edge- and level-triggered events cannot share a descriptor", ev.fd)
@@ -661,12 +684,14 @@ func (b *Base) watch(ev *Event) error {
 		return fmt.Errorf("event: %s has no edge-triggered events", b.be.name())
 	}
 	if in := old | interest([]*Event{ev}); in != old {
-		b.trace.Printf("%s: fd %d: watch for %v, was %v", b.be.name(), ev.fd, in, old)
-		if err := b.be.add(ev.fd, old, in); err != nil {
-			return fmt.Errorf("event: %s: add fd %d: %w", b.be.name(), ev.fd, err)
+		if b.tracing {
+			b.trace.Printf("%s: fd %d: watch for %v, was %v", b.be.name(), fd, in, old)
+		}
+		if err := b.be.add(fd, old, in); err != nil {
+			return fmt.Errorf("event: %s: add fd %d: %w", b.be.name(), fd, err)
 		}
 	}
-	b.io[ev.fd] = append(evs, ev)
+	b.io[fd] = append(evs, ev)
 	ev.watched = true
 	return nil
 }
@@ -678,18 +703,17 @@ func (b *Base) unwatch(ev *Event) error {
 		b.unwatchSignal(ev)
 		return nil
 	}
-	evs := b.io[ev.fd]
+	fd := int(ev.fd)
+	evs := b.io[fd]
 	old := interest(evs)
 	rest := remove(evs, ev)
-	if len(rest) == 0 {
-		delete(b.io, ev.fd)
-	} else {
-		b.io[ev.fd] = rest
-	}
+	b.io[fd] = rest
 	if in := interest(rest); in != old {
-		b.trace.Printf("%s: fd %d: watch for %v, was %v", b.be.name(), ev.fd, in, old)
-		if err := b.be.del(ev.fd, old, in); err != nil {
-			return fmt.Errorf("event: %s: del fd %d: %w", b.be.name(), ev.fd, err)
+		if b.tracing {
+			b.trace.Printf("%s: fd %d: watch for %v, was %v", b.be.name(), fd, in, old)
+		}
+		if err := b.be.del(fd, old, in); err != nil {
+			return fmt.Errorf("event: %s: del fd %d: %w", b.be.name(), fd, err)
 		}
 	}
 	return nil
@@ -751,14 +775,12 @@ func (b *Base) stopSignal(sig syscall.Signal) {
 	<-w.done
 }
 
-// remove returns evs without ev, as a new slice: the loop may be walking
-// the old one.
+// remove returns evs without ev, in place, in order. (Nothing walks a list
+// while a callback may change it: ready and notified only mark events
+// active, and their callbacks run afterwards.)
 func remove(evs []*Event, ev *Event) []*Event {
-	rest := make([]*Event, 0, len(evs))
-	for _, e := range evs {
-		if e != ev {
-			rest = append(rest, e)
-		}
+	if i := slices.Index(evs, ev); i >= 0 {
+		return slices.Delete(evs, i, i+1)
 	}
-	return rest
+	return evs
 }

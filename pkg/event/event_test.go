@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -769,4 +770,14 @@ func TestRestartedTimeoutFiresAtItsNewDeadline(t *testing.T) {
 		later.Free()
 		between.Free()
 	})
+}
+
+// An Event fills one 64-byte size class exactly, as its comment says: a
+// server holds two per connection, and a field added carelessly would
+// make them 80.
+func TestEventIs64Bytes(t *testing.T) {
+	if unsafe.Sizeof(uintptr(0)) != 8 {
+		t.Skip("the layout is for 64-bit systems")
+	}
+	assert.Equal(t, uintptr(64), unsafe.Sizeof(Event{}))
 }

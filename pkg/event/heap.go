@@ -6,7 +6,10 @@ package event
 // is its deadline, or earlier: see set.
 type timerHeap struct {
 	evs []*Event
-	seq uint64
+	// seq counts placements, to order events placed at the same time. It
+	// wraps after 4 billion: at worst, two events due in the same
+	// nanosecond then run in the other order.
+	seq uint32
 }
 
 // first returns the event that times out soonest, or nil.

@@ -123,22 +123,35 @@ func SockaddrOf(ap netip.AddrPort) (sa unix.Sockaddr, domain int) {
 // net.JoinHostPort form ("127.0.0.1:40713", "[::1]:40713"), like libevent's
 // evutil_format_sockaddr_port. Other families are shown by their type.
 func SockaddrString(sa unix.Sockaddr) string {
+	if ap := sockaddrAddrPort(sa); ap.IsValid() {
+		return ap.String()
+	}
+	return fmt.Sprintf("%T", sa)
+}
+
+// sockaddrAddrPort returns an IPv4 or IPv6 socket address as an AddrPort;
+// the zero AddrPort for any other family.
+func sockaddrAddrPort(sa unix.Sockaddr) netip.AddrPort {
 	switch sa := sa.(type) {
 	case *unix.SockaddrInet4:
-		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port)).String()
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
 	case *unix.SockaddrInet6:
-		ip := netip.AddrFrom16(sa.Addr)
-		if sa.ZoneId != 0 {
-			zone := strconv.FormatUint(uint64(sa.ZoneId), 10)
-			if ifi, err := net.InterfaceByIndex(int(sa.ZoneId)); err == nil {
-				zone = ifi.Name
-			}
-			ip = ip.WithZone(zone)
-		}
-		return netip.AddrPortFrom(ip, uint16(sa.Port)).String()
-	default:
-		return fmt.Sprintf("%T", sa)
+		return netip.AddrPortFrom(withZone(netip.AddrFrom16(sa.Addr), sa.ZoneId), uint16(sa.Port))
 	}
+	return netip.AddrPort{}
+}
+
+// withZone gives an IPv6 address its zone: the interface's name, or else
+// its number (fe80::1%eth0, fe80::1%2).
+func withZone(ip netip.Addr, id uint32) netip.Addr {
+	if id == 0 {
+		return ip
+	}
+	zone := strconv.FormatUint(uint64(id), 10)
+	if ifi, err := net.InterfaceByIndex(int(id)); err == nil {
+		zone = ifi.Name
+	}
+	return ip.WithZone(zone)
 }
 
 // LocalAddr returns the address a socket is bound to, formatted by

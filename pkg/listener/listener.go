@@ -13,6 +13,7 @@ package listener
 
 import (
 	"fmt"
+	"net/netip"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -26,7 +27,7 @@ const Pause = 100 * time.Millisecond
 
 // An AcceptFunc receives each accepted connection: a nonblocking,
 // close-on-exec socket, and the peer's address. The callee owns fd.
-type AcceptFunc func(l *Listener, fd int, peer unix.Sockaddr)
+type AcceptFunc func(l *Listener, fd int, peer netip.AddrPort)
 
 // A Listener accepts connections on a listening socket: libevent's struct
 // evconnlistener.
@@ -90,7 +91,7 @@ func (l *Listener) Free() {
 // accept takes every connection waiting, until accept says EAGAIN.
 func (l *Listener) accept(fd int, _ event.Events) {
 	for {
-		nfd, sa, err := evutil.Accept(fd)
+		nfd, peer, err := evutil.Accept(fd)
 		switch err {
 		case nil:
 		case unix.EAGAIN:
@@ -111,7 +112,9 @@ func (l *Listener) accept(fd int, _ event.Events) {
 			unix.Close(nfd)
 			continue
 		}
-		l.base.Tracer().Printf("accept fd=%d from %s", nfd, evutil.SockaddrString(sa))
-		l.cb(l, nfd, sa)
+		if l.base.Tracing() {
+			l.base.Tracer().Printf("accept fd=%d from %s", nfd, peer)
+		}
+		l.cb(l, nfd, peer)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"log"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -24,7 +25,7 @@ func TestPausesWhenOutOfDescriptors(t *testing.T) {
 		defer log.SetOutput(os.Stderr)
 
 		var accepted []int
-		l, err := Bind(base, "127.0.0.1:0", func(_ *Listener, fd int, _ unix.Sockaddr) { accepted = append(accepted, fd) })
+		l, err := Bind(base, "127.0.0.1:0", func(_ *Listener, fd int, _ netip.AddrPort) { accepted = append(accepted, fd) })
 		require.NoError(t, err)
 		defer l.Free()
 		addr, err := l.Addr()

@@ -2,6 +2,7 @@ package listener
 
 import (
 	"net"
+	"net/netip"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -32,7 +33,7 @@ func forEachMethod(t *testing.T, test func(t *testing.T, base *event.Base)) {
 func TestAcceptsEveryWaitingConnection(t *testing.T) {
 	forEachMethod(t, func(t *testing.T, base *event.Base) {
 		var accepted []int
-		l, err := Bind(base, "127.0.0.1:0", func(_ *Listener, fd int, peer unix.Sockaddr) {
+		l, err := Bind(base, "127.0.0.1:0", func(_ *Listener, fd int, peer netip.AddrPort) {
 			fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
 			assert.NoError(t, err)
 			assert.NotZero(t, fl&unix.O_NONBLOCK, "handed over nonblocking")

@@ -1,6 +1,9 @@
 package rot13
 
-import "bytes"
+import (
+	"bytes"
+	"sync"
+)
 
 // MaxLine is the book's MAX_LINE: the most bytes of one line a server holds
 // waiting for its newline. A stream with MaxLine or more bytes and no
@@ -32,6 +35,10 @@ const MaxPending = 1 << 20
 //     it holds MaxPending bytes (Full), so that its server stops reading
 //     and the kernel pushes back on the client.
 //
+// A stream holds a buffer only while it holds bytes: one it empties goes
+// back to a pool shared by every stream, so that a server's idle
+// connections cost a few dozen bytes each, not a MAX_LINE buffer.
+//
 // The zero value is an empty stream. A Stream is not safe for concurrent
 // use.
 type Stream struct {
@@ -41,9 +48,15 @@ type Stream struct {
 	ended bool   // the client will send nothing more
 }
 
+// buffers are the ReadSize buffers of streams that hold nothing.
+var buffers = sync.Pool{New: func() any { return new([ReadSize]byte) }}
+
 // Space returns room to read into, at least ReadSize bytes; the caller
 // reads into it and passes the count to Received.
 func (s *Stream) Space() []byte {
+	if s.buf == nil {
+		s.buf = buffers.Get().(*[ReadSize]byte)[:0]
+	}
 	pending := len(s.buf) - s.sent
 	if cap(s.buf)-len(s.buf) < ReadSize && cap(s.buf)-pending >= ReadSize && s.sent >= pending {
 		// Move what is left to the front, rather than grow. Only when no
@@ -80,6 +93,9 @@ func (s *Stream) Received(n int) {
 func (s *Stream) End() {
 	s.ended = true
 	s.ready = len(s.buf)
+	if s.Pending() == 0 {
+		s.release()
+	}
 }
 
 // Ready returns the bytes that may be sent now.
@@ -91,11 +107,18 @@ func (s *Stream) Ready() []byte {
 func (s *Stream) Sent(n int) {
 	s.sent += n
 	if s.sent == len(s.buf) {
-		s.buf, s.sent, s.ready = s.buf[:0], 0, 0
-		if cap(s.buf) > 4*ReadSize {
-			s.buf = nil // A burst's memory goes back once it is answered.
-		}
+		s.release()
 	}
+}
+
+// release gives an emptied stream's buffer back: to the pool if it is one
+// of ReadSize bytes, else to the garbage collector (a burst's memory goes
+// back once it is answered).
+func (s *Stream) release() {
+	if cap(s.buf) == ReadSize {
+		buffers.Put((*[ReadSize]byte)(s.buf[:ReadSize]))
+	}
+	s.buf, s.sent, s.ready = nil, 0, 0
 }
 
 // Pending returns how many bytes the stream holds, received and not sent.
