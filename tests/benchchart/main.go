@@ -32,8 +32,24 @@ import (
 	"gonum.org/v1/plot/vg"
 )
 
-// A cell is one benchmark's figures: metric unit -> value.
-type cell map[string]float64
+// A cell is one benchmark's figures: metric unit -> its values, one per
+// run (make bench runs the cells the targets compare several times).
+type cell map[string][]float64
+
+// value returns the median of a cell's runs for unit, and whether it has
+// any: the median, so that one run disturbed by a noisy neighbour does not
+// decide a comparison.
+func value(cells map[key]cell, k key, unit string) (float64, bool) {
+	vs := slices.Clone(cells[k][unit])
+	if len(vs) == 0 {
+		return 0, false
+	}
+	slices.Sort(vs)
+	if len(vs)%2 == 1 {
+		return vs[len(vs)/2], true
+	}
+	return (vs[len(vs)/2-1] + vs[len(vs)/2]) / 2, true
+}
 
 // key is a cell's place: stage, connections, load.
 type key struct {
@@ -67,6 +83,7 @@ func main() {
 	} {
 		table(&md, cells, stages, m.unit, m.load, m.title)
 	}
+	targets(&md, cells)
 	if err := os.WriteFile(filepath.Join(*out, "tables.md"), []byte(md.String()), 0o644); err != nil {
 		log.Fatal(err)
 	}
@@ -120,7 +137,7 @@ func read(path string) (map[key]cell, []string, error) {
 		}
 		for i := 2; i+1 < len(fields); i += 2 {
 			if v, err := strconv.ParseFloat(fields[i], 64); err == nil {
-				c[fields[i+1]] = v // with -count, the last run's
+				c[fields[i+1]] = append(c[fields[i+1]], v)
 			}
 		}
 		if !slices.Contains(stages, k.stage) {
@@ -157,7 +174,7 @@ func table(w *strings.Builder, cells map[key]cell, stages []string, unit, load, 
 	for _, st := range stages {
 		fmt.Fprintf(w, "| %s |", st)
 		for _, n := range ns {
-			v, ok := cells[key{st, n, load}][unit]
+			v, ok := value(cells, key{st, n, load}, unit)
 			if !ok {
 				fmt.Fprintf(w, " |")
 				continue
@@ -194,7 +211,7 @@ func chart(path string, cells map[key]cell, stages []string, unit, title, ylabel
 	for _, st := range stages {
 		var pts plotter.XYs
 		for _, n := range counts(cells) {
-			if v, ok := cells[key{st, n, "pingpong"}][unit]; ok && v > 0 {
+			if v, ok := value(cells, key{st, n, "pingpong"}, unit); ok && v > 0 {
 				pts = append(pts, plotter.XY{X: float64(n), Y: v})
 			}
 		}
@@ -202,8 +219,59 @@ func chart(path string, cells map[key]cell, stages []string, unit, title, ylabel
 			lines = append(lines, st, pts)
 		}
 	}
+	if len(lines) == 0 {
+		log.Printf("%s: no %s figures (was strace missing?): chart left out", path, unit)
+		return nil
+	}
 	if err := plotutil.AddLinePoints(p, lines...); err != nil {
 		return err
 	}
 	return p.Save(9*vg.Inch, 6*vg.Inch, path)
+}
+
+// The stages the targets of issue 6 compare, as the benchmark names them.
+const (
+	stage04  = "04-reactor-server-epoll"
+	stage05  = "05-bufferevent-server-epoll"
+	stage06  = "06-goroutine-server"
+	libevent = "libevent-C"
+)
+
+// targets writes the comparisons the reactor stages are held to, from the
+// medians: CPU per line at 1000 ping-pong connections (04 against Go's own
+// netpoller in 06, 05 against libevent), and memory per idle connection at
+// 5000.
+func targets(w *strings.Builder, cells map[key]cell) {
+	fmt.Fprintf(w, "\nTargets (medians of %s)\n\n| figure | measured | target | met |\n|---|---:|---:|---|\n", runs(cells))
+	row := func(figure string, got, target float64, ok bool) {
+		if !ok {
+			fmt.Fprintf(w, "| %s | not measured | %s | |\n", figure, format(target))
+			return
+		}
+		met := "yes"
+		if got > target {
+			met = "NO"
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", figure, format(got), format(target), met)
+	}
+	cpu := func(st string) (float64, bool) { return value(cells, key{st, 1000, "pingpong"}, "cpu-us/line") }
+	c04, ok04 := cpu(stage04)
+	c05, ok05 := cpu(stage05)
+	c06, ok06 := cpu(stage06)
+	cle, okle := cpu(libevent)
+	row("04 CPU µs/line ÷ 06's, 1000 ping-pong", c04/c06, 1, ok04 && ok06)
+	row("05 CPU µs/line ÷ libevent's, 1000 ping-pong", c05/cle, 0.75, ok05 && okle)
+	m04, ok := value(cells, key{stage04, 5000, "pingpong"}, "rss-B/conn")
+	row("04 bytes per idle connection, 5000", m04, 512, ok)
+	m05, ok := value(cells, key{stage05, 5000, "pingpong"}, "rss-B/conn")
+	row("05 bytes per idle connection, 5000", m05, 1024, ok)
+}
+
+// runs says how many runs the targets' cells had.
+func runs(cells map[key]cell) string {
+	n := len(cells[key{stage04, 1000, "pingpong"}]["cpu-us/line"])
+	if n == 1 {
+		return "1 run"
+	}
+	return fmt.Sprintf("%d runs", n)
 }
