@@ -354,7 +354,7 @@ func (b *Buffer) Search(what []byte, start int) int {
 				break
 			}
 			i += from
-			if b.matches(ci, c.off+i, what) {
+			if len(what) == 1 || b.matches(ci, c.off+i, what) {
 				return pos + i
 			}
 			from = i + 1

@@ -31,8 +31,8 @@ func (b *Buffer) ReadLine(style EOLStyle) ([]byte, bool) {
 		return nil, false
 	}
 	line := make([]byte, at)
-	b.Remove(line)
-	b.Drain(eol)
+	b.copyOut(line)
+	b.Drain(at + eol) // the line and its end, in one drain
 	return line, true
 }
 

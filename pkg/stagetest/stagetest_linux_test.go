@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,6 +25,10 @@ func TestMain(m *testing.M) {
 	switch os.Getenv("STAGETEST_HELPER") {
 	case "server":
 		helperServer()
+	case "tree":
+		helperTree()
+	case "burner":
+		helperBurner()
 	case "exit":
 		fmt.Print("to stdout")
 		fmt.Fprint(os.Stderr, "one\n\ntwo\n")
@@ -64,6 +70,46 @@ func helperServer() {
 			unix.Close(nfd)
 		}
 	}
+}
+
+// burners is how many children the tree helper starts.
+const burners = 20
+
+// helperTree starts burners children, each a burner, then serves as the
+// server helper does.
+func helperTree() {
+	for range burners {
+		c := exec.Command(os.Args[0])
+		c.Env = append(os.Environ(), "STAGETEST_HELPER=burner")
+		c.Stderr = os.Stderr
+		if c.Start() != nil {
+			os.Exit(1)
+		}
+	}
+	helperServer()
+}
+
+// helperBurner waits for SIGUSR1, then spends 5 ms of CPU and makes 100
+// getppid calls: a little work in each of many processes, as 02's
+// children do.
+func helperBurner() {
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, syscall.SIGUSR1)
+	fmt.Fprintf(os.Stderr, "burner %d ready\n", os.Getpid())
+	<-c
+	// 5 ms of CPU, not of the clock: twenty burners share two cores.
+	cpu := func() time.Duration {
+		var ru unix.Rusage
+		unix.Getrusage(unix.RUSAGE_SELF, &ru)
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	for start := cpu(); cpu()-start < 5*time.Millisecond; {
+	}
+	for range 100 {
+		unix.Getppid()
+	}
+	fmt.Fprintf(os.Stderr, "burner %d burned\n", os.Getpid())
+	select {}
 }
 
 func helper(mode string) Stage {
@@ -143,4 +189,52 @@ func TestStartReportsAServerThatNeverListens(t *testing.T) {
 	_, err := helper("silent").StartErr()
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "no listening line, and gone", "the error shows the server's stderr")
+}
+
+// TestTreeCPUAndSystemCalls: the CPU time and the system calls of every
+// process in the tree count, those of children busy for a few
+// milliseconds each (rounded to nothing by /proc/PID/stat's ticks) and
+// those of children forked before the count began (which strace -f alone
+// would miss).
+func TestTreeCPUAndSystemCalls(t *testing.T) {
+	if _, err := exec.LookPath("strace"); err != nil && os.Getenv("TINYASYNC_STRACE") == "" {
+		t.Skip("strace is not installed (apt-get install strace); .ci/run installs it and sets TINYASYNC_STRACE")
+	}
+	s := helper("tree").Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	// waitFor waits until n lines of stderr end with suffix.
+	waitFor := func(suffix string) {
+		for {
+			lines, n := s.Stderr(), 0
+			for _, l := range lines {
+				if strings.HasSuffix(l, suffix) {
+					n++
+				}
+			}
+			if n == burners {
+				return
+			}
+			_, err := s.WaitStderrFrom(ctx, len(lines), func(string) bool { return true })
+			require.NoError(t, err, "%d of %d burners%s", n, burners, suffix)
+		}
+	}
+	waitFor(" ready")
+	pids, err := s.Pids()
+	require.NoError(t, err)
+	before, err := s.Usage()
+	require.NoError(t, err)
+
+	counts, err := s.CountSyscalls(func() {
+		for _, pid := range pids[1:] {
+			unix.Kill(pid, unix.SIGUSR1) // the burners (the sleeper ignores it)
+		}
+		waitFor(" burned")
+	})
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, counts["getppid"], burners*100, "every child's calls counted")
+
+	after, err := s.Usage()
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, after.CPU-before.CPU, burners*5*time.Millisecond, "every child's 5 ms counted")
 }
