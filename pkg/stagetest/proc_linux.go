@@ -50,13 +50,13 @@ func readStat(pid int) (procStat, error) {
 		return procStat{}, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
 	}
 	return procStat{
-		pid:      pid,
-		state:    f[0][0],
-		pgrp:     int(field(5)),
+		pid:         pid,
+		state:       f[0][0],
+		pgrp:        int(field(5)),
 		cpuTicks:    field(14) + field(15),
 		reapedTicks: field(16) + field(17),
-		threads:  int(field(20)),
-		rssPages: field(24),
+		threads:     int(field(20)),
+		rssPages:    field(24),
 	}, nil
 }
 
