@@ -153,3 +153,30 @@ func find(file, piece []string, from int) int {
 	}
 	return -1
 }
+
+// TestTutorialBenchTables keeps TUTORIAL.md's measured tables true to the
+// last make bench: what lies between the markers below must be a part of
+// tests/bench/tables.md, line for line, and the charts it shows must exist.
+func TestTutorialBenchTables(t *testing.T) {
+	root, err := stagetest.ModuleRoot()
+	require.NoError(t, err)
+	tutorial, err := os.ReadFile(filepath.Join(root, "TUTORIAL.md"))
+	require.NoError(t, err)
+	tables, err := os.ReadFile(filepath.Join(root, "tests/bench/tables.md"))
+	require.NoError(t, err, "make bench writes it")
+	const begin, end = "<!-- from tests/bench/tables.md", "<!-- end of tables.md -->"
+	_, rest, ok := strings.Cut(string(tutorial), begin)
+	require.True(t, ok, "TUTORIAL.md shows no tables from make bench")
+	_, rest, _ = strings.Cut(rest, "-->\n")
+	shown, _, ok := strings.Cut(rest, end)
+	require.True(t, ok, "no %q after the tables", end)
+	have := strings.Split(string(tables), "\n")
+	for _, block := range strings.Split(strings.TrimSpace(shown), "\n\n") {
+		lines := strings.Split(block, "\n")
+		assert.True(t, find(have, lines, 0) >= 0, "TUTORIAL.md shows lines tables.md does not have (run make bench, then copy them again):\n%s", block)
+	}
+	for _, svg := range regexp.MustCompile(`\]\((tests/bench/[a-z]+\.svg)\)`).FindAllStringSubmatch(string(tutorial), -1) {
+		_, err := os.Stat(filepath.Join(root, svg[1]))
+		assert.NoError(t, err, "TUTORIAL.md shows a chart make bench did not draw")
+	}
+}

@@ -44,9 +44,9 @@ func (c *chunk) spare() int   { return len(c.buf) - c.end }
 // minChunk to maxChunk. A buffer hands back every chunk it empties, so an
 // empty buffer holds no memory (a server's idle connections cost bytes, not
 // kilobytes), and one that fills and empties, line after line, takes and
-// returns the same chunk: it allocates nothing. libevent keeps a buffer's
-// last chunk instead, and mallocs the next; Go's allocator makes a pool the
-// cheaper way.
+// returns the same chunk: it allocates nothing. libevent frees a chunk it
+// empties and mallocs the next, malloc's free lists playing the pool's part;
+// in Go, every allocation is work for the garbage collector.
 var chunkPools [5]sync.Pool // 4, 8, 16, 32 and 64 KiB
 
 // sizeClass returns which pool holds chunks of at least size bytes: chunk
