@@ -93,11 +93,35 @@ func eventcb(bev *bufferevent.Bufferevent, what bufferevent.What) {
 	}
 }
 
+// unfinished guards against a client that trickles a line a byte at a
+// time: every byte restarts the read timeout, so -idle alone would never
+// end it. Its line must be finished within -idle of when it was first seen
+// unfinished.
+//
+// Unlike the book, which keeps any client as long as it sends something:
+// a thousand such clients would hold a thousand connections for ever.
+func unfinished(idle time.Duration) func(*bufferevent.Bufferevent) {
+	var since time.Time // when the input last held a line making no progress
+	return func(bev *bufferevent.Bufferevent) {
+		before := bev.Input().Len()
+		readcb(bev)
+		switch left := bev.Input().Len(); {
+		case left == 0 || left < before || idle == 0:
+			since = time.Time{} // a line answered: progress
+		case since.IsZero():
+			since = time.Now()
+		case time.Since(since) > idle:
+			trace.Printf("fd %d: a line unfinished for %v: closing", bev.Fd(), idle)
+			bev.Free()
+		}
+	}
+}
+
 // doAccept is the book's do_accept: each new client gets a bufferevent.
 func doAccept(base *event.Base, idle time.Duration, warn *evutil.Throttle) listener.AcceptFunc {
 	return func(_ *listener.Listener, fd int, _ netip.AddrPort) {
 		bev := bufferevent.NewSocket(base, fd, bufferevent.CloseOnFree)
-		bev.SetCallbacks(readcb, nil, eventcb)
+		bev.SetCallbacks(unfinished(idle), nil, eventcb)
 		// As in the book: stop reading while the input holds MAX_LINE.
 		// The output is bounded too (1 MiB, the write high watermark):
 		// unlike the book's, whose output grows while a client never reads.
@@ -155,8 +179,8 @@ func main() {
 	flag.CommandLine.Init("05-bufferevent-server", flag.ExitOnError)
 	listenAddr := flag.String("listen", evutil.DefaultListen, "listen on `host:port` (port 0 picks a free one)")
 	traceOn := flag.Bool("trace", false, "narrate reads, lines, writes, watermarks and events on stderr")
-	idle := flag.Duration("idle", 10*time.Minute, "close a client that sends nothing, or reads nothing, for this `long`; 0 for never.\n"+
-		"The default outlasts a student thinking at an nc prompt, and still\n"+
+	idle := flag.Duration("idle", 10*time.Minute, "close a client that sends nothing, reads nothing, or leaves a line unfinished, for this `long`;\n"+
+		"0 for never. The default outlasts a student thinking at an nc prompt, and still\n"+
 		"clears connections a class forgot in a lesson's time")
 	flag.Parse()
 	log.SetFlags(0)

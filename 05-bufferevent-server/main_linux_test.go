@@ -19,7 +19,9 @@ func TestMain(m *testing.M) { stagetest.Main(m) }
 // TestIdleClientsAreDropped: -idle closes a client that sends nothing for
 // that long, through the bufferevent's read timeout, and one that writes
 // and never reads, through the write timeout (once its output holds 1 MiB,
-// reading is paused, and only the write side still counts); a client that
+// reading is paused, and only the write side still counts), and one that
+// trickles a byte every 50 ms and never finishes its line (each byte
+// restarts the read timeout: the line's age is what ends it); a client that
 // keeps talking stays.
 func TestIdleClientsAreDropped(t *testing.T) {
 	s := stagetest.Build(t, "05-bufferevent-server").Start(t, "-idle", "300ms")
@@ -46,6 +48,21 @@ func TestIdleClientsAreDropped(t *testing.T) {
 		}
 	}()
 
+	trickler := s.Dial(t)
+	trickleClosed := make(chan time.Duration, 1)
+	go func() { // a byte every 50 ms, a line never finished
+		for {
+			if _, err := trickler.Write([]byte("x")); err != nil {
+				trickleClosed <- time.Since(start)
+				return
+			}
+			if time.Since(start) > 15*time.Second {
+				return
+			}
+			time.Sleep(50 * time.Millisecond) // the pace of a trickle
+		}
+	}()
+
 	talker.SetDeadline(time.Now().Add(20 * time.Second))
 	got := make([]byte, 6)
 	for time.Since(start) < time.Second {
@@ -55,7 +72,7 @@ func TestIdleClientsAreDropped(t *testing.T) {
 		require.NoError(t, err, "the talking client is served throughout")
 		time.Sleep(50 * time.Millisecond) // the pace of a client that talks
 	}
-	for name, ch := range map[string]chan time.Duration{"silent": silentClosed, "deaf": deafClosed} {
+	for name, ch := range map[string]chan time.Duration{"silent": silentClosed, "deaf": deafClosed, "trickling": trickleClosed} {
 		select {
 		case after := <-ch:
 			assert.GreaterOrEqual(t, after, 300*time.Millisecond, "the %s client: not before -idle", name)

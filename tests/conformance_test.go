@@ -35,8 +35,7 @@ import (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	results.print(os.Stdout)
-	stagetest.RemoveBuilds()
-	os.Exit(code)
+	stagetest.Finish(code)
 }
 
 // A property is one rule of the contract, checked from outside.

@@ -180,3 +180,22 @@ func TestTutorialBenchTables(t *testing.T) {
 		assert.NoError(t, err, "TUTORIAL.md shows a chart make bench did not draw")
 	}
 }
+
+// TestTutorialLineCounts keeps the sizes TUTORIAL.md quotes ("`05-.../main.go`
+// is 168 lines") true to the files.
+func TestTutorialLineCounts(t *testing.T) {
+	root, err := stagetest.ModuleRoot()
+	require.NoError(t, err)
+	tutorial, err := os.ReadFile(filepath.Join(root, "TUTORIAL.md"))
+	require.NoError(t, err)
+	quoted := regexp.MustCompile("`([A-Za-z0-9_./-]+\\.go)` is (\\d+)\\b").FindAllStringSubmatch(string(tutorial), -1)
+	require.NotEmpty(t, quoted, "TUTORIAL.md quotes no file's size")
+	for _, q := range quoted {
+		text, err := os.ReadFile(filepath.Join(root, q[1]))
+		if !assert.NoError(t, err) {
+			continue
+		}
+		lines := strings.Count(string(text), "\n")
+		assert.Equal(t, q[2], fmt.Sprint(lines), "TUTORIAL.md says %s is %s lines; it is %d", q[1], q[2], lines)
+	}
+}

@@ -87,7 +87,7 @@ type Bufferevent struct {
 	fd              int
 	opts            Options
 	readEv, writeEv *event.Event
-	input, output   *evbuffer.Buffer
+	input, output   evbuffer.Buffer // in the struct: one allocation, not three
 	readcb, writecb func(*Bufferevent)
 	eventcb         func(*Bufferevent, What)
 	trace           *log.Logger
@@ -109,8 +109,6 @@ func NewSocket(base *event.Base, fd int, opts Options) *Bufferevent {
 	bev := &Bufferevent{
 		base:        base,
 		opts:        opts,
-		input:       evbuffer.New(),
-		output:      evbuffer.New(),
 		outputLimit: DefaultOutputLimit,
 		trace:       base.Tracer(),
 		enabled:     event.Write, // as in libevent: writing is on from the start
@@ -135,12 +133,12 @@ func (bev *Bufferevent) SetCallbacks(read, write func(*Bufferevent), eventcb fun
 }
 
 // Input returns the buffer the socket is read into (bufferevent_get_input).
-func (bev *Bufferevent) Input() *evbuffer.Buffer { return bev.input }
+func (bev *Bufferevent) Input() *evbuffer.Buffer { return &bev.input }
 
 // Output returns the buffer written to the socket (bufferevent_get_output).
 // What is added to it goes out at once if the read callback is running, or
 // in the base's next round otherwise.
-func (bev *Bufferevent) Output() *evbuffer.Buffer { return bev.output }
+func (bev *Bufferevent) Output() *evbuffer.Buffer { return &bev.output }
 
 // Fd returns the socket.
 func (bev *Bufferevent) Fd() int { return bev.fd }

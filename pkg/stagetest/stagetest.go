@@ -27,6 +27,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 // A Stage is a built program and the environment to run it in.
@@ -141,10 +143,24 @@ func buildC(path string) (string, error) {
 	return bin, err
 }
 
-// Main runs the tests of a package that builds stages, then removes the
+// Main runs the tests of a package that builds stages, fails them if they
+// left a goroutine of the test process running (go.uber.org/goleak: a
+// reader of a server's stderr, a client's goroutine), then removes the
 // binaries: func TestMain(m *testing.M) { stagetest.Main(m) }.
 func Main(m *testing.M) {
-	code := m.Run()
+	Finish(m.Run())
+}
+
+// Finish is the end of Main, for a TestMain that does more: it fails tests
+// that passed (code 0) if they left a goroutine running, removes the
+// binaries, and exits.
+func Finish(code int) {
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
+			code = 1
+		}
+	}
 	RemoveBuilds()
 	os.Exit(code)
 }
