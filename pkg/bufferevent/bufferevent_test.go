@@ -276,14 +276,8 @@ func TestEOFThenFlush(t *testing.T) {
 
 func TestConnectAndConnectFailure(t *testing.T) {
 	forEachMethod(t, func(t *testing.T, base *event.Base) {
-		// A listener to connect to.
-		l, err := evutil.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
-		require.NoError(t, err)
-		defer unix.Close(l)
-		require.NoError(t, unix.Bind(l, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}))
-		require.NoError(t, unix.Listen(l, 8))
-		sa, err := unix.Getsockname(l)
-		require.NoError(t, err)
+		// A listener to connect to; closed below, to refuse the next.
+		l, sa := loopbackListener(t, 8)
 
 		bev := NewSocket(base, -1, CloseOnFree)
 		defer bev.Free()
@@ -360,13 +354,8 @@ func TestEnableWhileConnectingWaitsForTheHandshake(t *testing.T) {
 	forEachMethod(t, func(t *testing.T, base *event.Base) {
 		// A listener whose queue is full and who never accepts: the
 		// kernel drops new handshakes, and a connect stays in SYN_SENT.
-		l, err := evutil.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
-		require.NoError(t, err)
+		l, sa := loopbackListener(t, 0)
 		defer unix.Close(l)
-		require.NoError(t, unix.Bind(l, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}))
-		require.NoError(t, unix.Listen(l, 0))
-		sa, err := unix.Getsockname(l)
-		require.NoError(t, err)
 		for range 4 {
 			fd, err := evutil.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
 			require.NoError(t, err)
@@ -471,4 +460,16 @@ func TestErrorsAndImmediateClose(t *testing.T) {
 		assert.Zero(t, n)
 		assert.NoError(t, err, "closed: the end of the stream")
 	})
+}
+
+// loopbackListener opens a socket listening on 127.0.0.1 with the backlog
+// given, and returns it, the caller's to close, and its address.
+func loopbackListener(t *testing.T, backlog int) (int, unix.Sockaddr) {
+	l, err := evutil.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+	require.NoError(t, err)
+	require.NoError(t, unix.Bind(l, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}))
+	require.NoError(t, unix.Listen(l, backlog))
+	sa, err := unix.Getsockname(l)
+	require.NoError(t, err)
+	return l, sa
 }

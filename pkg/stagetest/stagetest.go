@@ -64,10 +64,24 @@ func Build(t testing.TB, dir string) Stage {
 }
 
 func build(dir string) (string, error) {
+	return cached(dir, func(root, bin string) error {
+		cmd := exec.Command("go", "build", "-o", bin, "./"+dir)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("%v\n%s", err, out)
+		}
+		return nil
+	})
+}
+
+// cached runs make once per key and test binary, with the module root and
+// the path of the binary to write in the builds' directory, and remembers
+// the binary or the error.
+func cached(key string, make func(root, bin string) error) (string, error) {
 	builds.Lock()
 	defer builds.Unlock()
-	if bin, ok := builds.bins[dir]; ok {
-		return bin, builds.errs[dir]
+	if bin, ok := builds.bins[key]; ok {
+		return bin, builds.errs[key]
 	}
 	if builds.bins == nil {
 		builds.bins, builds.errs = map[string]string{}, map[string]error{}
@@ -83,14 +97,9 @@ func build(dir string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	bin := filepath.Join(builds.dir, strings.ReplaceAll(dir, "/", "_"))
-	cmd := exec.Command("go", "build", "-o", bin, "./"+dir)
-	cmd.Dir = root
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		err = fmt.Errorf("%v\n%s", err, out)
-	}
-	builds.bins[dir], builds.errs[dir] = bin, err
+	bin := filepath.Join(builds.dir, strings.ReplaceAll(key, "/", "_"))
+	err = make(root, bin)
+	builds.bins[key], builds.errs[key] = bin, err
 	return bin, err
 }
 
@@ -108,39 +117,17 @@ func BuildLibevent(t testing.TB, name, path string) Stage {
 }
 
 func buildC(path string) (string, error) {
-	builds.Lock()
-	defer builds.Unlock()
-	if bin, ok := builds.bins[path]; ok {
-		return bin, builds.errs[path]
-	}
-	if builds.bins == nil {
-		builds.bins, builds.errs = map[string]string{}, map[string]error{}
-	}
-	if builds.dir == "" {
-		d, err := os.MkdirTemp("", "stagetest-")
+	return cached(path, func(root, bin string) error {
+		flags, err := exec.Command("pkg-config", "--cflags", "--libs", "libevent").Output()
 		if err != nil {
-			return "", err
+			return fmt.Errorf("libevent not found by pkg-config (apt-get install pkg-config libevent-dev): %v", err)
 		}
-		builds.dir = d
-	}
-	root, err := ModuleRoot()
-	if err != nil {
-		return "", err
-	}
-	flags, err := exec.Command("pkg-config", "--cflags", "--libs", "libevent").Output()
-	if err != nil {
-		err = fmt.Errorf("libevent not found by pkg-config (apt-get install pkg-config libevent-dev): %v", err)
-		builds.bins[path], builds.errs[path] = "", err
-		return "", err
-	}
-	bin := filepath.Join(builds.dir, strings.ReplaceAll(path, "/", "_"))
-	args := append([]string{"-O2", "-Wall", "-o", bin, filepath.Join(root, path)}, strings.Fields(string(flags))...)
-	out, err := exec.Command("cc", args...).CombinedOutput()
-	if err != nil {
-		err = fmt.Errorf("%v\n%s", err, out)
-	}
-	builds.bins[path], builds.errs[path] = bin, err
-	return bin, err
+		args := append([]string{"-O2", "-Wall", "-o", bin, filepath.Join(root, path)}, strings.Fields(string(flags))...)
+		if out, err := exec.Command("cc", args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("%v\n%s", err, out)
+		}
+		return nil
+	})
 }
 
 // Main runs the tests of a package that builds stages, fails them if they
