@@ -7,7 +7,7 @@ FUZZTIME    ?= 10s
 STAGE       ?= 03
 ARGS        ?=
 
-.PHONY: test conformance run lint fuzz cross clean bench bench-setup
+.PHONY: test conformance soak run lint fuzz cross clean bench bench-setup
 
 # test: everything CI runs as tests: every package with the race detector,
 # the conformance suite against every stage, the TUTORIAL excerpts, and the
@@ -18,6 +18,16 @@ test:
 # conformance: the conformance suite alone, ending with its matrix.
 conformance:
 	cd tests && $(GO) test -count=1 -timeout 20m -run TestConformance
+
+# soak: the conformance suite's chaos check, long: SOAK_CLIENTS clients
+# at once, well-behaved and hostile mixed at random, against every server
+# stage and backend for SOAK_TIME each (make test runs it for seconds).
+# Each stage's line in the figures gives the seed that replays it.
+SOAK_TIME    ?= 1m
+SOAK_CLIENTS ?= 500
+soak:
+	cd tests && $(GO) test -count=1 -timeout 3h -run TestConformance -property '^chaos$$' \
+		-soak $(SOAK_TIME) -soak-clients $(SOAK_CLIENTS)
 
 # run: make run STAGE=02 ARGS=-trace, or make run-02.
 run:

@@ -23,9 +23,11 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -47,6 +49,32 @@ type property struct {
 	only    func(stage) bool // the stages it applies to; nil: every one
 }
 
+// limit is how long the property's check may take: its timeout, and for
+// the chaos soak the soak's own length on top.
+func (p property) limit() time.Duration {
+	if p.name == "chaos" {
+		return p.timeout + *soakTime
+	}
+	return p.timeout
+}
+
+// propertyFlag picks properties by name, whatever the stage's name holds
+// (-run's pattern is cut at each slash, and some stages' names have one):
+// make soak runs -property '^chaos$'.
+var propertyFlag = regexpFlag("property", "", "run only the properties whose names match this `regexp`")
+
+func regexpFlag(name, value, usage string) *regexp.Regexp {
+	re := regexp.MustCompile(value)
+	flag.Func(name, usage, func(s string) error {
+		r, err := regexp.Compile(s)
+		if err == nil {
+			*re = *r
+		}
+		return err
+	})
+	return re
+}
+
 // TestConformance runs every stage against every property that applies.
 func TestConformance(t *testing.T) {
 	for _, st := range stages {
@@ -59,6 +87,9 @@ func TestConformance(t *testing.T) {
 			}
 			built.Env = st.env
 			for _, p := range st.properties() {
+				if !propertyFlag.MatchString(p.name) {
+					continue
+				}
 				t.Run(p.name, func(t *testing.T) {
 					run(t, st, built, p)
 				})
@@ -69,13 +100,14 @@ func TestConformance(t *testing.T) {
 
 // run checks one property of one stage and records the matrix cell.
 func run(t *testing.T, st stage, built stagetest.Stage, p property) {
-	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
+	timeout := p.limit()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	c := &check{T: t, ctx: ctx, stage: st, built: built, prop: p}
 	// A watchdog, in case a check blocks on something without a deadline:
 	// killing the servers and closing the connections unblocks it.
-	watchdog := time.AfterFunc(p.timeout+5*time.Second, func() {
-		t.Errorf("%s did not finish within %v", p.name, p.timeout)
+	watchdog := time.AfterFunc(timeout+5*time.Second, func() {
+		t.Errorf("%s did not finish within %v", p.name, timeout)
 		c.abort()
 	})
 	defer watchdog.Stop()
@@ -122,6 +154,10 @@ type check struct {
 	stage stage
 	built stagetest.Stage
 	prop  property
+
+	// halted is set once the check has ended its clients early (halt):
+	// what they report after that is the halt's doing, not the stage's.
+	halted atomic.Bool
 
 	mu         sync.Mutex
 	servers    []*stagetest.Server
@@ -176,6 +212,22 @@ func (c *check) abort() {
 	for _, s := range servers {
 		s.Kill()
 	}
+}
+
+// Errorf reports a failure, unless the check has been halted.
+func (c *check) Errorf(format string, args ...any) {
+	if c.halted.Load() {
+		return
+	}
+	c.T.Errorf(format, args...)
+}
+
+// halt ends the check's clients and servers at once: what they report
+// from then on is ignored. A check halts when it has seen what it needed
+// (a stall it was looking for) and the rest would only wait for it.
+func (c *check) halt() {
+	c.halted.Store(true)
+	c.abort()
 }
 
 // figure records a measured figure for the matrix's notes and the log.

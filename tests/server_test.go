@@ -41,6 +41,7 @@ var serverProperties = []property{
 	{"back-pressure", "a client writing 64 MiB without reading costs under 48 MiB, others are served, and it gets every byte back", 180 * time.Second, checkBackPressure, nil},
 	{"idle-cpu", "an idle server uses under 10% of a core", 30 * time.Second, checkIdleCPU, nil},
 	{"emfile", "out of descriptors: at most a log line a second, under 10% of a core, a client served within 2 s of descriptors coming free", 60 * time.Second, checkEMFILE, nil},
+	{"chaos", "hundreds of clients, well-behaved and hostile mixed at random, for -soak: every answer exact, no reset, memory bounded, nothing leaked, nothing logged", 120 * time.Second, checkChaos, nil},
 	{"no-leaks", "2000 connect/line/close cycles under a limit of 32 descriptors leak no descriptor, process or zombie", 180 * time.Second, checkNoLeaks, nil},
 	{"one-listener", "only the server process holds the listening socket; children never inherit it", 30 * time.Second, checkOneListener, nil},
 	{"methods", "EVENT_NO* rule a backend out; EVENT_SHOW_METHOD prints `using method NAME`; the most efficient is the default", 30 * time.Second, checkMethods,

@@ -35,6 +35,7 @@ var stages = []stage{
 		"concurrency":   "stall",
 		"many-clients":  "stall",
 		"back-pressure": "stall",
+		"chaos":         "stall",
 	}},
 	{dir: "02-forking-server"},
 	{dir: "03-select-server/busy-poll", designed: map[string]string{

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"tinyasync/pkg/stagetest"
@@ -25,6 +26,12 @@ type stream struct {
 	conn *net.TCPConn
 	sent []byte
 	got  []byte
+
+	checked int // how much of got consistent has already compared
+
+	// progress, when set, counts every byte of answer as it arrives,
+	// for a watch over many streams (the chaos soak's).
+	progress *atomic.Int64
 }
 
 // open connects a new client to s; it returns nil, having reported why,
@@ -71,6 +78,7 @@ func (s *stream) tryAwait(n int, within time.Duration) error {
 	for len(s.got) < n {
 		k, err := s.conn.Read(buf)
 		s.got = append(s.got, buf[:k]...)
+		s.count(k)
 		if !s.consistent() {
 			return errors.New("wrong bytes")
 		}
@@ -106,7 +114,7 @@ func (s *stream) awaitAll(within time.Duration) bool {
 // complete and that the close is an orderly end of stream, not a reset.
 func (s *stream) awaitEOF(within time.Duration) bool {
 	s.conn.SetReadDeadline(time.Now().Add(within))
-	rest, err := io.ReadAll(s.conn)
+	rest, err := io.ReadAll(progressReader{s})
 	s.got = append(s.got, rest...)
 	if !s.consistent() {
 		return false
@@ -122,35 +130,38 @@ func (s *stream) awaitEOF(within time.Duration) bool {
 	return true
 }
 
+func (s *stream) count(n int) {
+	if s.progress != nil {
+		s.progress.Add(int64(n))
+	}
+}
+
+// progressReader reads a stream's connection and counts its progress.
+type progressReader struct{ s *stream }
+
+func (r progressReader) Read(p []byte) (int, error) {
+	n, err := r.s.conn.Read(p)
+	r.s.count(n)
+	return n, err
+}
+
 // consistent checks that what arrived so far is the ROT13 of a prefix of
-// what was sent.
+// what was sent. It compares only what arrived since it last looked, so
+// that a soak's megabytes cost linear time.
 func (s *stream) consistent() bool {
 	if len(s.got) > len(s.sent) {
 		s.c.Errorf("got %d bytes, more than the %d sent", len(s.got), len(s.sent))
 		return false
 	}
-	want := make([]byte, len(s.got))
-	for i, b := range s.sent[:len(s.got)] {
-		want[i] = rot13Byte(b)
-	}
-	if i := firstDiff(want, s.got); i >= 0 {
-		s.c.Errorf("byte %d of the answer is %q, want %q (ROT13 of %q); context %q",
-			i, s.got[i], want[i], s.sent[i], s.got[max(0, i-20):min(len(s.got), i+20)])
-		return false
-	}
-	return true
-}
-
-func firstDiff(a, b []byte) int {
-	for i := range min(len(a), len(b)) {
-		if a[i] != b[i] {
-			return i
+	for i := s.checked; i < len(s.got); i++ {
+		if want := rot13Byte(s.sent[i]); s.got[i] != want {
+			s.c.Errorf("byte %d of the answer is %q, want %q (ROT13 of %q); context %q",
+				i, s.got[i], want, s.sent[i], s.got[max(0, i-20):min(len(s.got), i+20)])
+			return false
 		}
 	}
-	if len(a) != len(b) {
-		return min(len(a), len(b))
-	}
-	return -1
+	s.checked = len(s.got)
+	return true
 }
 
 // reset closes the connection with an RST instead of a FIN, the way a
