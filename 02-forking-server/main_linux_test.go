@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -109,6 +110,54 @@ func TestForkFailureDropsOnlyThatClient(t *testing.T) {
 	c := s.Dial(t)
 	c.SetDeadline(time.Now().Add(2 * time.Second))
 	exchange(t, c, "and the next one")
+}
+
+// TestForkFailureUnderAProcessLimit: the machine (or the container) has
+// run out of processes, and every fork fails with EAGAIN. Each client
+// that comes meanwhile is closed at once rather than left waiting, the
+// failure is logged at most once a second however many clients come, the
+// client whose child already runs is served on, and once processes come
+// free the next client gets a child again.
+func TestForkFailureUnderAProcessLimit(t *testing.T) {
+	s := stagetest.Build(t, "02-forking-server").Start(t)
+	b := s.Dial(t)
+	b.SetDeadline(time.Now().Add(20 * time.Second))
+	exchange(t, b, "served before")
+
+	lift, err := s.CapProcesses(t)
+	if errors.Is(err, stagetest.ErrNoCgroup) {
+		t.Skipf("this machine gives no way to cap root's processes: %v", err)
+	}
+	require.NoError(t, err)
+	start := time.Now()
+	const clients = 50
+	for i := range clients {
+		a := s.Dial(t)
+		a.SetDeadline(time.Now().Add(2 * time.Second))
+		a.Write([]byte("no child for me\n"))
+		n, err := a.Read(make([]byte, 100))
+		require.Zero(t, n, "client %d: no answer without a child", i)
+		require.Error(t, err, "client %d is closed (EOF or reset), not left waiting", i)
+		require.NotContains(t, fmt.Sprint(err), "timeout", "client %d is closed, not left waiting", i)
+		a.Close()
+	}
+	elapsed := time.Since(start)
+	var logged []string
+	for _, l := range s.Stderr() {
+		if strings.Contains(l, "fork:") {
+			logged = append(logged, l)
+		}
+	}
+	require.NotEmpty(t, logged, "the failed forks are logged:\n%s", strings.Join(s.Stderr(), "\n"))
+	assert.Contains(t, logged[0], "resource temporarily unavailable")
+	assert.LessOrEqual(t, len(logged), int(elapsed/time.Second)+1, "at most a line a second:\n%s", strings.Join(logged, "\n"))
+	t.Logf("%d clients closed in %v with no process to serve them; %d log lines", clients, elapsed.Round(time.Millisecond), len(logged))
+
+	exchange(t, b, "the client whose child runs is still served")
+	require.NoError(t, lift())
+	c := s.Dial(t)
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	exchange(t, c, "and once processes are free, the next one")
 }
 
 // TestChildEndsQuietlyWhenClientResets: a client that resets in the middle

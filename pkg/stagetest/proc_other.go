@@ -5,6 +5,7 @@ package stagetest
 import (
 	"context"
 	"errors"
+	"testing"
 )
 
 // errNoProc is what the measurements return where there is no /proc.
@@ -31,3 +32,9 @@ func (s *Server) WaitInSyscall(ctx context.Context, nr uintptr) error { return e
 
 // CountSyscalls counts the server's system calls; it needs Linux's strace.
 func (s *Server) CountSyscalls(work func()) (map[string]int, error) { return nil, errNoProc }
+
+// CapProcesses caps the server's processes; it needs Linux's cgroups.
+func (s *Server) CapProcesses(t testing.TB) (func() error, error) { return nil, ErrNoCgroup }
+
+// ErrNoCgroup says that this machine gives the tests no pids cgroup.
+var ErrNoCgroup = errors.New("stagetest: no pids cgroup to cap processes with")
