@@ -3,7 +3,7 @@
 
 GO          ?= go
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
-FUZZTIME    ?= 10s
+FUZZTIME    ?= 1m
 STAGE       ?= 03
 ARGS        ?=
 
@@ -45,12 +45,15 @@ lint: bin/staticcheck
 bin/staticcheck: Makefile
 	GOBIN=$(CURDIR)/bin $(GO) install $(STATICCHECK)
 
-# fuzz: run every fuzz target for FUZZTIME each.
+# fuzz: run every fuzz target for FUZZTIME each (make fuzz FUZZTIME=15m).
+# A crash writes its input to the package's testdata/fuzz/, where make test
+# runs it from then on; commit it with the fix. (-timeout bounds the whole
+# run, and go test's default of 10 minutes would end a long one.)
 fuzz:
 	@for pkg in $$($(GO) list ./...); do \
 		for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 			echo "fuzz $$pkg $$target for $(FUZZTIME)"; \
-			$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+			$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) -timeout 6h $$pkg || exit 1; \
 		done; \
 	done
 

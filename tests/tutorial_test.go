@@ -199,3 +199,49 @@ func TestTutorialLineCounts(t *testing.T) {
 		assert.Equal(t, q[2], fmt.Sprint(lines), "TUTORIAL.md says %s is %s lines; it is %d", q[1], q[2], lines)
 	}
 }
+
+// TestTutorialNamesRealTests keeps the tests TUTORIAL.md cites real: every
+// `TestX`, `FuzzX` and `BenchmarkX` it names is defined in a test file of
+// the module, and every check it calls a suite's (suite `half-close`,
+// suites `sigterm`, `sigint`) is one of this suite's properties.
+func TestTutorialNamesRealTests(t *testing.T) {
+	root, err := stagetest.ModuleRoot()
+	require.NoError(t, err)
+	tutorial, err := os.ReadFile(filepath.Join(root, "TUTORIAL.md"))
+	require.NoError(t, err)
+
+	defined := map[string]bool{}
+	decl := regexp.MustCompile(`(?m)^func ((?:Test|Fuzz|Benchmark)[A-Za-z0-9_]*)\(`)
+	err = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, "_test.go") {
+			return err
+		}
+		text, err := os.ReadFile(path)
+		for _, m := range decl.FindAllStringSubmatch(string(text), -1) {
+			defined[m[1]] = true
+		}
+		return err
+	})
+	require.NoError(t, err)
+	cited := regexp.MustCompile("`((?:Test|Fuzz|Benchmark)[A-Z][A-Za-z0-9_]*)`").FindAllStringSubmatch(string(tutorial), -1)
+	require.NotEmpty(t, cited, "TUTORIAL.md cites no test")
+	for _, m := range cited {
+		if !defined[m[1]] {
+			t.Errorf("TUTORIAL.md cites %s, which no test file defines", m[1])
+			defined[m[1]] = true // once is enough
+		}
+	}
+
+	props := map[string]bool{}
+	for _, p := range append(append([]property(nil), serverProperties...), clientProperties...) {
+		props[p.name] = true
+	}
+	suites := regexp.MustCompile("(?i)suites? ((?:`[a-z0-9-]+`(?:,? and |, )?)+)").FindAllStringSubmatch(string(tutorial), -1)
+	require.NotEmpty(t, suites, "TUTORIAL.md cites no check of the suite")
+	name := regexp.MustCompile("`([a-z0-9-]+)`")
+	for _, m := range suites {
+		for _, n := range name.FindAllStringSubmatch(m[1], -1) {
+			assert.True(t, props[n[1]], "TUTORIAL.md cites suite %q, which is no property of the conformance suite", n[1])
+		}
+	}
+}
