@@ -303,40 +303,12 @@ func chaosLines(rng *rand.Rand, size int) (text, answer []byte) {
 	return pool.text[from:to:to], pool.answer[from:to:to] // appending copies
 }
 
-// writeInPieces writes p from another goroutine in pieces cut at random,
-// while the caller reads; it returns the write's outcome.
-func writeInPieces(st *stream, rng *rand.Rand, p []byte, then func() error) <-chan error {
-	cuts := make([]int, 0, 8)
-	for rest := len(p); rest > 0; {
-		n := min(rest, 1+rng.IntN(len(p)/2+1))
-		cuts = append(cuts, n)
-		rest -= n
-	}
-	st.sent = append(st.sent, p...)
-	done := make(chan error, 1)
-	go func() {
-		for _, n := range cuts {
-			if _, err := st.conn.Write(p[:n]); err != nil {
-				done <- err
-				return
-			}
-			p = p[n:]
-		}
-		if then != nil {
-			done <- then()
-			return
-		}
-		done <- nil
-	}()
-	return done
-}
-
 // pipelinedBurst writes up to a MiB of lines in pieces while it reads
 // the answers, then closes.
 func pipelinedBurst(k *soak, st *stream, rng *rand.Rand) (int, bool) {
 	data, answer := chaosLines(rng, 1+rng.IntN(1<<20))
 	st.answer = answer
-	wrote := writeInPieces(st, rng, data, nil)
+	wrote := st.sendInPieces(rng, data, len(data)/2+1, nil)
 	ok := st.await(len(st.sent), chaosWait)
 	if err := <-wrote; err != nil && ok {
 		k.c.Errorf("writing %d bytes: %v", len(st.sent), err)
@@ -368,7 +340,7 @@ func halfCloseWithTail(k *soak, st *stream, rng *rand.Rand) (int, bool) {
 	data := randomLines(rng, rng.IntN(50), 200)
 	tail := randomLines(rng, 1, []int{100, 40000}[rng.IntN(2)])
 	data = append(data, tail[:len(tail)-1]...)
-	wrote := writeInPieces(st, rng, data, st.conn.CloseWrite)
+	wrote := st.sendInPieces(rng, data, len(data)/2+1, st.conn.CloseWrite)
 	ok := st.awaitEOF(chaosWait)
 	if err := <-wrote; err != nil && ok {
 		k.c.Errorf("writing %d bytes and shutting down: %v", len(data), err)

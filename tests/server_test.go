@@ -382,24 +382,11 @@ func checkPipelined(c *check) {
 			return
 		}
 		data := randomLines(rng, 3000, 300)
-		// Written from another goroutine, in chunks cut at random places,
-		// while this one reads: a server may answer before it has read all.
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for p := data; len(p) > 0; {
-				k := min(len(p), 1+rng.IntN(len(data)/n))
-				if _, err := st.conn.Write(p[:k]); err != nil {
-					c.Errorf("write: %v", err)
-					return
-				}
-				p = p[k:]
-			}
-		}()
-		st.sent = data
+		wrote := st.sendInPieces(rng, data, len(data)/n, nil)
 		st.await(len(data), 10*time.Second)
-		wg.Wait()
+		if err := <-wrote; err != nil {
+			c.Errorf("write: %v", err)
+		}
 		st.conn.Close()
 	}
 }

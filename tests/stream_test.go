@@ -65,6 +65,36 @@ func (s *stream) send(p []byte) bool {
 	return true
 }
 
+// sendInPieces writes p from another goroutine, in pieces cut at random,
+// none longer than maxPiece, while the caller reads: a server may answer
+// before it has read all. Then it calls then, if set, and sends on the
+// channel it returns how the writing went.
+func (s *stream) sendInPieces(rng *rand.Rand, p []byte, maxPiece int, then func() error) <-chan error {
+	var cuts []int
+	for rest := len(p); rest > 0; {
+		n := min(rest, 1+rng.IntN(maxPiece))
+		cuts = append(cuts, n)
+		rest -= n
+	}
+	s.sent = append(s.sent, p...)
+	done := make(chan error, 1)
+	go func() {
+		for _, n := range cuts {
+			if _, err := s.conn.Write(p[:n]); err != nil {
+				done <- err
+				return
+			}
+			p = p[n:]
+		}
+		if then != nil {
+			done <- then()
+			return
+		}
+		done <- nil
+	}()
+	return done
+}
+
 // errWait is returned by tryAwait when the bytes did not come in time.
 var errWait = errors.New("no answer in time")
 
