@@ -75,6 +75,13 @@ func regexpFlag(name, value, usage string) *regexp.Regexp {
 	return re
 }
 
+// stagesFlag points the suite at another copy of the repository: a
+// student's, or one with an exercise's bug planted in it. Its stages are
+// built from there; the suite and the C reference stay this repository's.
+//
+//	cd tests && go test -run 'Conformance/03-select-server$' -property fairness -stages ~/my-copy
+var stagesFlag = flag.String("stages", "", "build the stages from the repository copy in `dir` instead of this one")
+
 // TestConformance runs every stage against every property that applies.
 func TestConformance(t *testing.T) {
 	for _, st := range stages {
@@ -83,7 +90,7 @@ func TestConformance(t *testing.T) {
 			if st.c {
 				built = stagetest.BuildLibevent(t, st.id(), st.dir)
 			} else {
-				built = stagetest.Build(t, st.dir)
+				built = stagetest.BuildIn(t, *stagesFlag, st.dir)
 			}
 			built.Env = st.env
 			for _, p := range st.properties() {

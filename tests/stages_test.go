@@ -93,3 +93,9 @@ func (st stage) properties() []property {
 func (st stage) stalls() bool {
 	return st.designed["concurrency"] == "stall"
 }
+
+// spins reports whether the stage is designed never to wait for IO, asking
+// its sockets over and over instead (the busy-poller).
+func (st stage) spins() bool {
+	return st.designed["idle-cpu"] == "burns-cpu"
+}

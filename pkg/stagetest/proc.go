@@ -18,6 +18,28 @@ type Usage struct {
 	FDs     int           // open descriptors, summed
 }
 
+// Queues is what waits in the kernel on one connection between a client
+// and the server, in bytes.
+type Queues struct {
+	ServerUnsent int // the server wrote it; the client has not taken it (the server's Send-Q)
+	ClientUnread int // it reached the client, which has not read it (the client's Recv-Q)
+	ServerUnread int // the client sent it; the server has not read it (the server's Recv-Q)
+}
+
+// A SignalReport says where a signal sent to every thread of a server
+// landed.
+type SignalReport struct {
+	Processes int // live processes in the server's group
+	Catching  int // of them, those with a handler for the signal
+	Threads   int // threads signalled: those that did not block the signal
+	// Interrupted counts, by system call, the threads of catching
+	// processes that were blocked waiting for IO when signalled (in
+	// select, poll, epoll_wait, accept or read): the handler runs there,
+	// and the call returns EINTR unless the kernel restarts it (select,
+	// poll and epoll_wait are never restarted; see signal(7)).
+	Interrupted map[string]int
+}
+
 // killGroup sends SIGKILL to every process in the group pgid.
 func killGroup(pgid int) error {
 	return syscall.Kill(-pgid, syscall.SIGKILL)

@@ -219,10 +219,8 @@ func (s *Server) ListenerHolders() ([]int, error) {
 		return nil, err
 	}
 	inodes := map[string]bool{}
-	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
-		if err := listeningInodes(table, uint16(port), inodes); err != nil {
-			return nil, err
-		}
+	if err := listeningInodes(uint16(port), inodes); err != nil {
+		return nil, err
 	}
 	ms, err := members(s.Pid)
 	if err != nil {
@@ -241,34 +239,6 @@ func (s *Server) ListenerHolders() ([]int, error) {
 		}
 	}
 	return holders, nil
-}
-
-// listeningInodes adds to inodes the inode of every socket in the table
-// (/proc/net/tcp's format) that listens on port.
-func listeningInodes(table string, port uint16, inodes map[string]bool) error {
-	f, err := os.Open(table)
-	if os.IsNotExist(err) {
-		return nil // no IPv6 in this kernel
-	}
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Scan() // the header
-	for sc.Scan() {
-		// sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
-		f := strings.Fields(sc.Text())
-		if len(f) < 10 || f[3] != "0A" { // 0A is TCP_LISTEN
-			continue
-		}
-		i := strings.LastIndexByte(f[1], ':')
-		p, err := strconv.ParseUint(f[1][i+1:], 16, 16)
-		if err == nil && uint16(p) == port {
-			inodes[f[9]] = true
-		}
-	}
-	return sc.Err()
 }
 
 // WaitInSyscall waits until a thread of the server process is blocked in

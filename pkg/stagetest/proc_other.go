@@ -5,6 +5,8 @@ package stagetest
 import (
 	"context"
 	"errors"
+	"net"
+	"syscall"
 	"testing"
 )
 
@@ -32,6 +34,17 @@ func (s *Server) WaitInSyscall(ctx context.Context, nr uintptr) error { return e
 
 // CountSyscalls counts the server's system calls; it needs Linux's strace.
 func (s *Server) CountSyscalls(work func()) (map[string]int, error) { return nil, errNoProc }
+
+// AcceptQueue returns the server's accept queue; it needs /proc.
+func (s *Server) AcceptQueue() (int, error) { return 0, errNoProc }
+
+// ConnQueues returns what waits on a connection; it needs /proc.
+func ConnQueues(conn net.Conn) (Queues, error) { return Queues{}, errNoProc }
+
+// SignalThreads signals every thread of the server; it needs /proc.
+func (s *Server) SignalThreads(ctx context.Context, sig syscall.Signal) (SignalReport, error) {
+	return SignalReport{}, errNoProc
+}
 
 // CapProcesses caps the server's processes; it needs Linux's cgroups.
 func (s *Server) CapProcesses(t testing.TB) (func() error, error) { return nil, ErrNoCgroup }

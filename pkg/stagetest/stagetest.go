@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -56,15 +57,23 @@ var builds struct {
 // binaries when the tests end.
 func Build(t testing.TB, dir string) Stage {
 	t.Helper()
-	bin, err := build(dir)
+	return BuildIn(t, "", dir)
+}
+
+// BuildIn is Build from another copy of the repository, the module whose
+// root is root: a student's, or one with an exercise's bug planted in it.
+// An empty root is this repository's.
+func BuildIn(t testing.TB, root, dir string) Stage {
+	t.Helper()
+	bin, err := build(root, dir)
 	if err != nil {
-		t.Fatalf("build %s: %v", dir, err)
+		t.Fatalf("build %s: %v", filepath.Join(root, dir), err)
 	}
 	return Stage{Name: dir, Bin: bin}
 }
 
-func build(dir string) (string, error) {
-	return cached(dir, func(root, bin string) error {
+func build(root, dir string) (string, error) {
+	return cached(root, dir, func(root, bin string) error {
 		cmd := exec.Command("go", "build", "-o", bin, "./"+dir)
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -74,14 +83,23 @@ func build(dir string) (string, error) {
 	})
 }
 
-// cached runs make once per key and test binary, with the module root and
-// the path of the binary to write in the builds' directory, and remembers
-// the binary or the error.
-func cached(key string, make func(root, bin string) error) (string, error) {
+// cached runs make once per module root, key and test binary, with the
+// module root (this repository's when root is empty) and the path of the
+// binary to write in the builds' directory, and remembers the binary or
+// the error.
+func cached(root, key string, make func(root, bin string) error) (string, error) {
 	builds.Lock()
 	defer builds.Unlock()
-	if bin, ok := builds.bins[key]; ok {
-		return bin, builds.errs[key]
+	if root == "" {
+		r, err := ModuleRoot()
+		if err != nil {
+			return "", err
+		}
+		root = r
+	}
+	id := root + "\x00" + key
+	if bin, ok := builds.bins[id]; ok {
+		return bin, builds.errs[id]
 	}
 	if builds.bins == nil {
 		builds.bins, builds.errs = map[string]string{}, map[string]error{}
@@ -93,13 +111,15 @@ func cached(key string, make func(root, bin string) error) (string, error) {
 		}
 		builds.dir = d
 	}
-	root, err := ModuleRoot()
-	if err != nil {
+	// A directory per build, so that the binary keeps the stage's name
+	// (what ps and ss show) whichever copy it came from.
+	dir := filepath.Join(builds.dir, strconv.Itoa(len(builds.bins)))
+	if err := os.Mkdir(dir, 0o755); err != nil {
 		return "", err
 	}
-	bin := filepath.Join(builds.dir, strings.ReplaceAll(key, "/", "_"))
-	err = make(root, bin)
-	builds.bins[key], builds.errs[key] = bin, err
+	bin := filepath.Join(dir, strings.ReplaceAll(key, "/", "_"))
+	err := make(root, bin)
+	builds.bins[id], builds.errs[id] = bin, err
 	return bin, err
 }
 
@@ -117,7 +137,7 @@ func BuildLibevent(t testing.TB, name, path string) Stage {
 }
 
 func buildC(path string) (string, error) {
-	return cached(path, func(root, bin string) error {
+	return cached("", path, func(root, bin string) error {
 		flags, err := exec.Command("pkg-config", "--cflags", "--libs", "libevent").Output()
 		if err != nil {
 			return fmt.Errorf("libevent not found by pkg-config (apt-get install pkg-config libevent-dev): %v", err)

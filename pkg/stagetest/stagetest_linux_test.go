@@ -29,6 +29,8 @@ func TestMain(m *testing.M) {
 		helperTree()
 	case "burner":
 		helperBurner()
+	case "hoarder":
+		helperHoarder()
 	case "exit":
 		fmt.Print("to stdout")
 		fmt.Fprint(os.Stderr, "one\n\ntwo\n")
@@ -110,6 +112,25 @@ func helperBurner() {
 	}
 	fmt.Fprintf(os.Stderr, "burner %d burned\n", os.Getpid())
 	select {}
+}
+
+// helperHoarder listens, accepts one connection, and then only writes to
+// it: it never reads what its client sends, nor accepts another.
+func helperHoarder() {
+	fd, err := evutil.Listen("127.0.0.1:0")
+	if err != nil {
+		os.Exit(1)
+	}
+	local, _ := evutil.LocalAddr(fd)
+	fmt.Fprintf(os.Stderr, "hoarder: listening on %s\n", local)
+	nfd, _, err := evutil.Accept(fd)
+	if err != nil {
+		os.Exit(1)
+	}
+	chunk := make([]byte, 64<<10)
+	for evutil.WriteAll(nfd, chunk) == nil {
+	}
+	os.Exit(1)
 }
 
 func helper(mode string) Stage {
@@ -237,4 +258,77 @@ func TestTreeCPUAndSystemCalls(t *testing.T) {
 	after, err := s.Usage()
 	require.NoError(t, err)
 	assert.GreaterOrEqual(t, after.CPU-before.CPU, burners*5*time.Millisecond, "every child's 5 ms counted")
+}
+
+// TestQueues: what waits in the kernel, on a connection in each direction
+// and in a listening socket's accept queue, as a server that never reads
+// and never accepts again leaves it.
+func TestQueues(t *testing.T) {
+	s := helper("hoarder").Start(t)
+	c := s.Dial(t)
+	defer c.Close()
+	_, err := c.Write(make([]byte, 1000))
+	require.NoError(t, err)
+	var q Queues
+	for deadline := time.Now().Add(10 * time.Second); q.ServerUnsent == 0 || q.ServerUnread < 1000; {
+		q, err = ConnQueues(c)
+		require.NoError(t, err)
+		require.True(t, time.Now().Before(deadline), "the hoarder's socket never filled: %+v", q)
+	}
+	assert.Equal(t, 1000, q.ServerUnread, "what the client sent, unread")
+	assert.Positive(t, q.ClientUnread, "what the server sent, unread by the client")
+
+	for range 2 {
+		d := s.Dial(t)
+		defer d.Close()
+	}
+	n, err := s.AcceptQueue()
+	require.NoError(t, err)
+	assert.Equal(t, 2, n, "two clients connected, and not accepted")
+
+	c.Close()
+	_, err = ConnQueues(c)
+	assert.Error(t, err, "a closed connection has no queues")
+}
+
+// TestSignalThreads: a signal to every thread lands on the one blocked in
+// accept, runs the handler of the process that catches it, and is dropped
+// by the child that does not (sleep).
+func TestSignalThreads(t *testing.T) {
+	s := helper("server").Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, s.WaitInSyscall(ctx, unix.SYS_ACCEPT4))
+	r, err := s.SignalThreads(ctx, syscall.SIGURG)
+	require.NoError(t, err, "delivered everywhere")
+	assert.Equal(t, 2, r.Processes, "the helper and its sleeper (not the zombie)")
+	assert.Equal(t, 1, r.Catching, "Go's runtime catches SIGURG; sleep does not")
+	assert.Greater(t, r.Threads, 2, "the helper's threads and the sleeper")
+	assert.Equal(t, 1, r.Interrupted["accept4"], "the thread blocked in accept4: %v", r.Interrupted)
+	select {
+	case <-s.Exited():
+		t.Fatal("the helper died of SIGURG")
+	default:
+	}
+}
+
+// TestBuildIn builds the same directory from two copies of a module, and
+// gets the program of each.
+func TestBuildIn(t *testing.T) {
+	var roots []string
+	for _, word := range []string{"one", "two"} {
+		root := t.TempDir()
+		require.NoError(t, os.WriteFile(root+"/go.mod", []byte("module copy\n\ngo 1.22\n"), 0o644))
+		require.NoError(t, os.Mkdir(root+"/hello", 0o755))
+		src := "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Print(\"" + word + "\") }\n"
+		require.NoError(t, os.WriteFile(root+"/hello/main.go", []byte(src), 0o644))
+		roots = append(roots, root)
+	}
+	for i, want := range []string{"one", "two"} {
+		st := BuildIn(t, roots[i], "hello")
+		assert.Equal(t, "hello", st.Name)
+		assert.True(t, strings.HasSuffix(st.Bin, "/hello"), "the binary keeps the program's name: %s", st.Bin)
+		r := st.Run(t, 30*time.Second)
+		assert.Equal(t, want, string(r.Stdout))
+	}
 }
