@@ -366,7 +366,10 @@ func mapString(counts map[string]int) string {
 }
 
 // settle waits until the server holds no more descriptors and processes
-// than it did at base: every connection closed on the server's side.
+// than it did at base, and no client waits in its accept queue: every
+// connection made so far taken by the server and closed on its side. (A
+// server that had not yet accepted them would hold no more descriptors
+// either.)
 func settle(c *check, s *stagetest.Server, base stagetest.Usage, within time.Duration) (stagetest.Usage, bool) {
 	deadline := time.Now().Add(within)
 	for {
@@ -375,7 +378,12 @@ func settle(c *check, s *stagetest.Server, base stagetest.Usage, within time.Dur
 			c.Errorf("usage: %v", err)
 			return u, false
 		}
-		if u.FDs <= base.FDs && u.Procs <= base.Procs && u.Zombies == 0 {
+		queued, err := s.AcceptQueue()
+		if err != nil {
+			c.Errorf("accept queue: %v", err)
+			return u, false
+		}
+		if u.FDs <= base.FDs && u.Procs <= base.Procs && u.Zombies == 0 && queued == 0 {
 			return u, true
 		}
 		if time.Now().After(deadline) {
@@ -597,11 +605,14 @@ func checkHalfClose(c *check) {
 
 func checkResetIsolation(c *check) {
 	s := c.start()
-	// B exchanges lines all along, while the others reset and vanish.
+	// B exchanges lines all along, while the others reset and vanish,
+	// until the server has closed every one of theirs.
 	b := c.open(s)
 	if b == nil || !b.exchange("before") {
 		return
 	}
+	base, err := s.Usage()
+	require.NoError(c, err)
 	stop := make(chan bool)
 	exchanges := make(chan int)
 	go func() {
@@ -631,6 +642,9 @@ func checkResetIsolation(c *check) {
 		v.exchange("one")
 		v.send([]byte("two\n"))
 		v.conn.Close()
+	}
+	if u, ok := settle(c, s, base, 10*time.Second); !ok {
+		c.Errorf("the server still holds %d descriptors and %d processes for the clients that left, against %d and %d before them", u.FDs, u.Procs, base.FDs, base.Procs)
 	}
 	close(stop)
 	c.figure("the other client's %d exchanges all answered meanwhile", <-exchanges)
