@@ -7,7 +7,7 @@ FUZZTIME    ?= 1m
 STAGE       ?= 03
 ARGS        ?=
 
-.PHONY: test conformance soak run lint fuzz cross clean bench bench-setup
+.PHONY: test conformance check exercises soak run lint fuzz cross clean bench bench-setup
 
 # test: everything CI runs as tests: every package with the race detector,
 # the conformance suite against every stage, the TUTORIAL excerpts, and the
@@ -18,6 +18,23 @@ test:
 # conformance: the conformance suite alone, ending with its matrix.
 conformance:
 	cd tests && $(GO) test -count=1 -timeout 20m -run TestConformance
+
+# check: the properties matching PROPERTY against the stages whose names
+# begin with STAGE, from this repository or, with STAGES=DIR, from a copy
+# of it (yours, or one with an exercise's patch applied):
+#   make check STAGE=03-select-server PROPERTY=fairness
+#   make check STAGE='04-reactor-server (epoll)' PROPERTY=idle-cpu STAGES=~/my-copy
+PROPERTY ?= .
+STAGES   ?=
+check:
+	cd tests && $(GO) test -count=1 -timeout 20m -run '^TestConformance$$' \
+		-stage '^$(STAGE)' -property '$(PROPERTY)' $(if $(STAGES),-stages '$(abspath $(STAGES))')
+
+# exercises: each patch in tests/exercises planted in a copy of the
+# repository, and the property it names shown to catch it (RUNS times).
+RUNS ?= 1
+exercises:
+	cd tests && $(GO) test -count=$(RUNS) -timeout 30m -run '^TestExercises$$' -v | grep -E '^(=== RUN|---|ok|FAIL|PASS)|: (pass|FAIL)$$'
 
 # soak: the conformance suite's chaos check, long: SOAK_CLIENTS clients
 # at once, well-behaved and hostile mixed at random, against every server

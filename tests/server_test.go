@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"slices"
 	"strings"
@@ -288,6 +289,7 @@ func checkStraySignals(c *check) {
 			return
 		}
 	}
+	idle := maps.Clone(total.Interrupted)
 
 	// Busy: one client's burst in flight, in both directions.
 	busy := clients[0]
@@ -318,7 +320,7 @@ func checkStraySignals(c *check) {
 		return
 	}
 	c.figure("%d rounds idle and %d during an 8 MiB burst of SIGURG and SIGWINCH to every thread (%d signals to %d processes, %d catching them); idle, they interrupted waits for IO: %s",
-		rounds, busyRounds, total.Threads, total.Processes, total.Catching, mapString(total.Interrupted))
+		rounds, busyRounds, total.Threads, total.Processes, total.Catching, mapString(idle))
 
 	// The signals reached the server and interrupted its waits; or, for a
 	// program that does not catch them, the kernel dropped them on arrival.
@@ -328,9 +330,9 @@ func checkStraySignals(c *check) {
 	case total.Catching == 0:
 		c.Errorf("no process of the server catches SIGURG or SIGWINCH, yet Go's runtime catches every signal")
 		return
-	case len(total.Interrupted) == 0 && c.stage.spins():
+	case len(idle) == 0 && c.stage.spins():
 		c.figure("it never waits for IO: the signals land on a running thread, and interrupt no call")
-	case len(total.Interrupted) == 0:
+	case len(idle) == 0:
 		c.Errorf("no signal landed on a thread waiting for IO: the check interrupted nothing")
 		return
 	}
