@@ -3,6 +3,7 @@ package tests
 import (
 	"bufio"
 	"bytes"
+	"flag"
 	"fmt"
 	"io/fs"
 	"os"
@@ -59,12 +60,20 @@ func readExercise(path string) (exercise, error) {
 	return ex, sc.Err()
 }
 
+// exercisesFlag points TestExercises at other patches: a teacher's new
+// exercise, or a student's bug to see caught.
+var exercisesFlag = flag.String("exercises", "", "apply the patches in `dir` instead of tests/exercises")
+
 func TestExercises(t *testing.T) {
 	root, err := stagetest.ModuleRoot()
 	require.NoError(t, err)
-	paths, err := filepath.Glob(filepath.Join(root, "tests", "exercises", "*.patch"))
+	dir := filepath.Join(root, "tests", "exercises")
+	if *exercisesFlag != "" {
+		dir = *exercisesFlag
+	}
+	paths, err := filepath.Glob(filepath.Join(dir, "*.patch"))
 	require.NoError(t, err)
-	require.NotEmpty(t, paths, "no exercises in tests/exercises")
+	require.NotEmpty(t, paths, "no exercises in %s", dir)
 	for _, path := range paths {
 		ex, err := readExercise(path)
 		require.NoError(t, err)
