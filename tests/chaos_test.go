@@ -284,11 +284,7 @@ var linePool = sync.OnceValue(func() (pool struct{ text, answer []byte }) {
 			text[at] = '\n'
 		}
 	}
-	answer := make([]byte, len(text))
-	for i, b := range text {
-		answer[i] = rot13Byte(b)
-	}
-	pool.text, pool.answer = text, answer
+	pool.text, pool.answer = text, rot13Of(text)
 	return pool
 })
 

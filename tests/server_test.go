@@ -293,11 +293,9 @@ func checkStraySignals(c *check) {
 
 	// Busy: one client's burst in flight, in both directions.
 	busy := clients[0]
-	data := bytes.Repeat([]byte("answered while signalled\n"), 8<<20/25)
-	busy.answer = append(slices.Clone(busy.sent), data...)
-	for i, b := range busy.answer[len(busy.sent):] {
-		busy.answer[len(busy.sent)+i] = rot13Byte(b)
-	}
+	line := []byte("answered while signalled\n")
+	data := bytes.Repeat(line, 8<<20/len(line))
+	busy.answer = append(rot13Of(busy.sent), bytes.Repeat(rot13Of(line), 8<<20/len(line))...)
 	wrote := busy.sendInPieces(c.rand(), data, 64<<10, nil)
 	answered := make(chan bool, 1)
 	go func() { answered <- busy.await(len(busy.sent), 30*time.Second) }()
@@ -733,10 +731,7 @@ func checkFairness(c *check) {
 		return
 	}
 	pattern := bytes.Repeat([]byte("flood flood flood flood flood flood\n"), 1820) // 64 KiB and a bit
-	want := make([]byte, len(pattern))
-	for i, b := range pattern {
-		want[i] = rot13Byte(b)
-	}
+	want := rot13Of(pattern)
 	var sent, answered atomic.Int64
 	stop := make(chan bool)
 	var wg sync.WaitGroup
@@ -1035,10 +1030,14 @@ func checkBackPressure(c *check) {
 	}()
 
 	// Wait until the writer stalls: nothing more written for half a second.
+	// The server has stopped reading, with its socket to the client full.
 	if waitStall(&written, writeDone, 500*time.Millisecond) {
 		c.Errorf("the server read all %s without the client reading: no back-pressure", mib(total))
 	}
 	stalled := written.Load()
+	if q, err := stagetest.ConnQueues(a.conn); err != nil || q.ServerUnsent == 0 {
+		c.Errorf("the writer stalled, but the server's socket to it is not full (%+v, %v): the server stopped for another reason", q, err)
+	}
 
 	// Another client, meanwhile, is served as before.
 	other := c.open(s)
@@ -1161,10 +1160,7 @@ func checkIdleCPU(c *check) {
 	line := []byte("filling the socket, and reading nothing\n")
 	data := bytes.Repeat(line, (32<<20)/len(line))
 	full.sent = data
-	full.answer = make([]byte, len(data))
-	for i, b := range data {
-		full.answer[i] = rot13Byte(b)
-	}
+	full.answer = bytes.Repeat(rot13Of(line), (32<<20)/len(line))
 	var written atomic.Int64
 	writeDone := make(chan error, 1)
 	go func() {
@@ -1383,12 +1379,17 @@ func checkOneListener(c *check) {
 		}
 	}
 	// Wait until the server has taken them: three more children, or, in one
-	// process, three more descriptors.
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+	// process, three more descriptors. Until then nothing could inherit
+	// the listener.
+	for deadline := time.Now().Add(5 * time.Second); ; {
 		u, err := s.Usage()
 		require.NoError(c, err)
 		if u.Procs >= base.Procs+3 || u.FDs >= base.FDs+3 {
 			break
+		}
+		if time.Now().After(deadline) {
+			c.Errorf("the server has not taken the three clients in 5 s: %d processes and %d descriptors, against %d and %d", u.Procs, u.FDs, base.Procs, base.FDs)
+			return
 		}
 		time.Sleep(10 * time.Millisecond) // Polls a condition; orders nothing.
 	}
@@ -1474,6 +1475,16 @@ func checkNoCtlPerLine(c *check) {
 		method + ": fd " + fd + ": watch for 0, was Read",
 	}, changes, "watched for reading on arrival, forgotten on departure, and no change between")
 	c.figure("on %s, 200 lines: %d changes of interest for the client", method, len(changes))
+}
+
+// rot13Of returns the ROT13 of p, a byte at a time: the suite's own,
+// so that a check does not depend on the code it checks.
+func rot13Of(p []byte) []byte {
+	out := make([]byte, len(p))
+	for i, b := range p {
+		out[i] = rot13Byte(b)
+	}
+	return out
 }
 
 // rot13Byte is the ROT13 of one byte, written out here so that the check
