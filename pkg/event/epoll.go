@@ -99,7 +99,3 @@ func (e *epoll) dispatch(timeout time.Duration, ready func(int, Events)) (int, e
 func (e *epoll) close() error {
 	return unix.Close(e.fd)
 }
-
-// resultCap is how many ready descriptors a wait can return now, for the
-// tests.
-func (e *epoll) resultCap() int { return len(e.events) }

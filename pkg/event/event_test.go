@@ -248,7 +248,8 @@ func TestWakeFromAnotherGoroutine(t *testing.T) {
 		// LoopBreak made before the loop runs is forgotten, so it is made
 		// once the loop is about to wait.)
 		waiting := make(chan bool, 1)
-		b.beforeWait = func() {
+		spy := spyOn(b)
+		spy.before = func() {
 			select {
 			case waiting <- true:
 			default:
@@ -260,7 +261,7 @@ func TestWakeFromAnotherGoroutine(t *testing.T) {
 		}()
 		require.NoError(t, b.Dispatch())
 		assert.True(t, b.GotBreak())
-		b.beforeWait = nil
+		spy.before = nil
 
 		start := time.Now()
 		go b.LoopExit(30 * time.Millisecond)
@@ -286,7 +287,8 @@ func TestSignals(t *testing.T) {
 		require.NoError(t, usr1.Add(0))
 		// One that arrives while the loop waits, with nothing else to do.
 		waiting := make(chan bool, 1)
-		b.beforeWait = func() {
+		spy := spyOn(b)
+		spy.before = func() {
 			select {
 			case waiting <- true:
 			default:
@@ -297,7 +299,7 @@ func TestSignals(t *testing.T) {
 			syscall.Kill(os.Getpid(), syscall.SIGUSR1)
 		}()
 		require.NoError(t, b.Loop(Once))
-		b.beforeWait = nil
+		spy.before = nil
 		require.NoError(t, b.Loop(Once))
 		assert.Equal(t, []int{int(syscall.SIGUSR1), int(syscall.SIGUSR1)}, got)
 		usr1.Free()
@@ -321,8 +323,8 @@ func TestManyReadyAtOnce(t *testing.T) {
 			require.Greater(t, len(ran), before)
 		}
 		assert.Len(t, ran, n)
-		if be, ok := b.be.(interface{ resultCap() int }); ok {
-			assert.Greater(t, be.resultCap(), 32, "the result array grew when a wait filled it")
+		if n, ok := resultCap(b.be); ok {
+			assert.Greater(t, n, 32, "the result array grew when a wait filled it")
 		}
 	})
 }

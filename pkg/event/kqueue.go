@@ -106,7 +106,3 @@ func (k *kqueue) dispatch(timeout time.Duration, ready func(int, Events)) (int, 
 func (k *kqueue) close() error {
 	return unix.Close(k.fd)
 }
-
-// resultCap is how many ready descriptors a wait can return now, for the
-// tests.
-func (k *kqueue) resultCap() int { return len(k.events) }
