@@ -3,12 +3,13 @@
 // sends with the line's ROT13, and gives each connection a process of its
 // own, so that a client that waits holds up nobody else.
 //
-// Go cannot fork(2) a running program: a Go process is many threads, and a
-// forked copy would hold only the thread that called fork. So where the
-// book's parent forks and the copy runs child(fd), this parent starts its
-// own binary again with syscall.ForkExec and hands it the accepted socket as
-// an inherited descriptor, the way inetd does. The new process knows it is
-// a child by its name, argv[0], and runs child(3).
+// The book's program, function for function:
+//
+//	rot13_char          rot13.Char (pkg/rot13, every stage's)
+//	child               child
+//	run                 run
+//	fork() == 0         fork.Child (pkg/fork: Go cannot fork a running program, so it starts this one again)
+//	main                main
 //
 //	go run ./02-forking-server -trace     # then, elsewhere: nc 127.0.0.1 40713
 package main
@@ -18,135 +19,156 @@ import (
 	"io"
 	"log"
 	"os"
-	"os/signal"
 	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"tinyasync/pkg/evutil"
+	"tinyasync/pkg/fork"
 	"tinyasync/pkg/rot13"
-)
-
-const (
-	childName = "02-forking-server(child)" // a child's argv[0], as ps shows it
-
-	// childFD is where a child finds its connection: the first descriptor
-	// after stdin, stdout and stderr, which it shares with its parent, so
-	// that its log and trace reach the same terminal. (inetd hands the
-	// socket over as stdin and stdout instead.)
-	childFD = 3
 )
 
 // trace narrates accepts, forks, reads, writes and exits when -trace is on.
 var trace = log.New(io.Discard, "", 0)
 
-// child serves one connection with blocking reads and writes until the
-// client closes its side. It runs in a program of its own, started by
-// forkChild, not in a copy of the parent.
-//
-// Unlike the book, which calls recv once per byte (a system call for every
-// byte), it reads what has arrived, up to MAX_LINE bytes, and answers all
-// the complete lines in it with one send. A rot13.Stream keeps the line
-// being read: it is the book's outbuf, with the book's bugs fixed.
-func child(fd int) {
-	defer unix.Close(fd)
-	var lines rot13.Stream
-	for !lines.Done() {
-		n, err := evutil.IgnoringEINTRIO(unix.Read, fd, lines.Space())
-		switch {
-		case err != nil:
-			trace.Printf("read from fd %d: %v", fd, err) // a reset: nobody to answer
-			return
-		case n == 0:
-			// Unlike the book, which drops it: the last line goes out
-			// even without its newline.
-			trace.Printf("read from fd %d: end of stream", fd)
-			lines.End()
-		default:
-			trace.Printf("read %d from fd %d", n, fd)
-			lines.Received(n)
-		}
-		out := lines.Ready()
-		if len(out) == 0 {
-			continue // no complete line yet
-		}
-		// Unlike the book, whose send ignores what it returns: send it all
-		// (evutil.WriteAll says why a send can fall short). While the
-		// client does not read, this waits and reads nothing more: that is
-		// this server's back-pressure.
-		if err := evutil.WriteAll(fd, out); err != nil {
-			trace.Printf("write to fd %d: %v", fd, err)
-			return
-		}
-		trace.Printf("write %d to fd %d", len(out), fd)
-		lines.Sent(len(out))
-	}
+// conn is one client: its socket, and the line being read from it (the
+// book's child keeps outbuf and outbuf_used).
+type conn struct {
+	fd         int
+	outbuf     []byte
+	outbufUsed int
 }
 
-// run listens and starts a child for each connection it accepts.
-func run(listenAddr, self string, childArgs []string) {
-	listener, err := evutil.Listen(listenAddr)
+// child is the book's child: it serves one connection with blocking reads
+// and writes, a turn of serve at a time, until the client closes its side.
+// It runs in a process of its own, started by fork.Child.
+func child(fd int) {
+	c := &conn{fd: fd, outbuf: make([]byte, rot13.MaxLine)}
+	for serve(c) {
+	}
+	unix.Close(fd)
+}
+
+// serve reads what the client has sent, and answers each complete line.
+// The recv blocks until the client sends something or closes.
+func serve(c *conn) (open bool) {
+	// Unlike the book, which calls recv once per byte (a system call for
+	// every byte): read what has arrived, as much as fits.
+	n, err := evutil.IgnoringEINTRIO(unix.Read, c.fd, c.outbuf[c.outbufUsed:])
 	if err != nil {
+		trace.Printf("read from fd %d: %v", c.fd, err) // a reset: nobody to answer
+		return false
+	}
+	lineEnd := 0
+	if n == 0 {
+		// Unlike the book, which drops it: the last line goes out even
+		// without its newline.
+		trace.Printf("read 0 from fd %d: end of stream", c.fd)
+		lineEnd = c.outbufUsed
+	} else {
+		trace.Printf("read %d from fd %d", n, c.fd)
+	}
+	for i := c.outbufUsed; i < c.outbufUsed+n; i++ {
+		c.outbuf[i] = rot13.Char(c.outbuf[i])
+		if c.outbuf[i] == '\n' {
+			lineEnd = i + 1
+		}
+	}
+	c.outbufUsed += n
+	// Unlike the book, which keeps MAX_LINE bytes of a longer line and
+	// drops the rest: a line that fills the buffer is sent as it is.
+	if c.outbufUsed == len(c.outbuf) && lineEnd == 0 {
+		lineEnd = c.outbufUsed
+	}
+	if lineEnd > 0 {
+		// Unlike the book, whose send ignores what it returns: send it all
+		// (01's send loop). While the client does not read, this waits,
+		// and reads nothing more: back-pressure.
+		if err := evutil.WriteAll(c.fd, c.outbuf[:lineEnd]); err != nil {
+			trace.Printf("write to fd %d: %v", c.fd, err)
+			return false
+		}
+		trace.Printf("write %d to fd %d", lineEnd, c.fd)
+		c.outbufUsed = copy(c.outbuf, c.outbuf[lineEnd:c.outbufUsed])
+	}
+	return n > 0
+}
+
+// warn logs what needs the operator's attention, at most once a second.
+var warn evutil.Throttle
+
+// run listens and starts a child for each connection it accepts.
+func run(listenAddr string) {
+	sin, domain, err := evutil.ParseSockaddrPort(listenAddr) // the book's sin
+	if err != nil {
+		log.Fatal(evutil.ListenError(listenAddr, "", err))
+	}
+	listener, err := unix.Socket(domain, unix.SOCK_STREAM, 0)
+	if err != nil {
+		log.Fatal(evutil.ListenError(listenAddr, "socket", err))
+	}
+	// Unlike the book, whose children inherit the listening socket, and
+	// keep the port open after the server has gone.
+	unix.CloseOnExec(listener)
+	// Unlike the book, which sets SO_REUSEADDR only on Windows: on Unix it
+	// lets a server that was just stopped bind its port again while its
+	// old connections wait out TIME_WAIT.
+	if err := unix.SetsockoptInt(listener, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+		log.Fatal(evutil.ListenError(listenAddr, "setsockopt", err))
+	}
+	if err := unix.Bind(listener, sin); err != nil {
 		// Unlike the book, whose run returns when bind fails, and whose
 		// main then exits 0: one line, and exit status 1.
-		log.Fatal(err)
+		log.Fatal(evutil.ListenError(listenAddr, "bind", err))
+	}
+	// Unlike the book's backlog of 16: when a thousand clients connect at
+	// once, a short queue makes the kernel drop their handshakes, and each
+	// dropped client waits a second or more to try again.
+	if err := unix.Listen(listener, unix.SOMAXCONN); err != nil {
+		log.Fatal(evutil.ListenError(listenAddr, "listen", err))
 	}
 	addr, err := evutil.LocalAddr(listener)
 	if err != nil {
 		log.Fatal(err)
 	}
-
-	sigchld := make(chan os.Signal, 1)
-	signal.Notify(sigchld, unix.SIGCHLD)
-	stop := make(chan os.Signal, 1)
-	signal.Notify(stop, unix.SIGINT, unix.SIGTERM)
-	go supervise(listener, sigchld, stop)
-
-	evutil.StartRuntimePoller() // before descriptors can run out (see there)
-
+	// Unlike the book, which never waits for its children and leaves them
+	// serving when it is stopped: reap each child that exits, and on
+	// SIGINT or SIGTERM stop them all, then exit 0.
+	if err := fork.Supervise(trace); err != nil {
+		log.Fatal(err)
+	}
 	log.Printf("listening on %s", addr)
-	var warn evutil.Throttle // out of descriptors: a line a second at most
-	for {
-		fd, peer, err := evutil.Accept(listener)
-		if stopping() {
-			if err == nil {
-				unix.Close(fd)
-			}
-			select {} // supervise ends the program once the children are gone
-		}
-		switch err {
-		case nil:
-		case unix.EINTR, unix.ECONNABORTED: // a signal; a client that left
-			continue
-		case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM:
-			// Unlike the book, which retries at once and prints every
-			// failure: out of descriptors, accept fails again at once until
-			// one is freed, so pause instead of spinning.
-			warn.Printf("accept: %v; pausing", err)
-			time.Sleep(100 * time.Millisecond)
-			continue
-		default:
-			warn.Printf("accept: %v", err)
-			continue
-		}
-		trace.Printf("accept fd %d from %s", fd, peer)
 
-		// The parent's half of the book's if (fork() == 0). NOTE: like the
-		// book's, it starts a child for every client there is: nothing but
-		// the system's limits caps their number.
-		pid, err := forkChild(self, childArgs, fd)
+	for {
+		fd, sa, err := unix.Accept(listener)
+		if err != nil {
+			// Unlike the book, which prints every failure and tries again
+			// at once: out of descriptors, accept fails again at once until
+			// one is freed, so pause instead of spinning.
+			time.Sleep(warn.AcceptPause(err))
+			continue
+		}
+		trace.Printf("accept fd %d from %s", fd, evutil.SockaddrString(sa))
+		unix.CloseOnExec(fd) // the child gets it as its fd 3, and only so
+
+		// The book's fork(): the child serves fd as its descriptor 3.
+		// NOTE: like the book's, it starts a child for every client there
+		// is: nothing but the system's limits caps their number.
+		pid, err := fork.Child(fd)
 		// Unlike the book, whose parent keeps its copy of every connection:
 		// a descriptor leaked per client, and a client that never sees the
 		// end of its stream, since the parent still holds the socket open.
 		unix.Close(fd)
-		if err != nil {
+		switch {
+		case err == fork.ErrStopping: // fork.Supervise ends the program
+		case err != nil:
 			// Unlike the book, which takes a failed fork (-1) for the
 			// parent's return and goes on: say so, and drop the client.
 			warn.Printf("fork: %v", err)
-			continue
+		default:
+			trace.Printf("fork: child %d serves fd %d as its fd %d; close fd %d", pid, fd, fork.FD, fd)
 		}
-		trace.Printf("fork: child %d serves fd %d as its fd %d; close fd %d", pid, fd, childFD, fd)
 	}
 }
 
@@ -154,30 +176,17 @@ func main() {
 	flag.CommandLine.Init("02-forking-server", flag.ExitOnError)
 	listenAddr := flag.String("listen", evutil.DefaultListen, "listen on `host:port` (port 0 picks a free one)")
 	traceOn := flag.Bool("trace", false, "narrate accepts, forks, reads, writes and exits on stderr")
+	inChild := fork.InChild()
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("02-forking-server: ")
 	if *traceOn {
 		trace.SetOutput(os.Stderr)
 	}
-
-	if os.Args[0] == childName {
+	if inChild {
 		trace.SetPrefix("[child " + strconv.Itoa(os.Getpid()) + "] ")
-		child(childFD)
+		child(fork.FD)
 		return
 	}
-	self, err := selfExe()
-	if err != nil {
-		log.Fatal(err)
-	}
-	// Descriptors this program inherited without close-on-exec (from a
-	// shell, a CI runner) would otherwise pass on to every child.
-	if err := evutil.CloseOnExecInherited(); err != nil {
-		log.Fatal(err)
-	}
-	childArgs := []string{childName}
-	if *traceOn {
-		childArgs = append(childArgs, "-trace")
-	}
-	run(*listenAddr, self, childArgs)
+	run(*listenAddr)
 }

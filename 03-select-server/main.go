@@ -1,9 +1,21 @@
 // Command 03-select-server is the book's "select()-based ROT13 server" (A
 // tiny introduction to asynchronous IO) in Go: one process, one thread of
-// control, and every socket nonblocking. Each pass of its loop asks the
+// control, and every socket nonblocking. Each turn of its loop asks the
 // kernel, with select(2), which sockets are ready, then reads from and
 // writes to those alone, so that a client that waits holds up nobody, and
 // costs nothing while it waits.
+//
+// The book's program, function for function:
+//
+//	rot13_char         rot13.Char (pkg/rot13, every stage's)
+//	struct fd_state    fdState
+//	alloc_fd_state     allocFdState
+//	free_fd_state      freeFdState
+//	make_nonblocking   makeNonblocking
+//	do_read            doRead
+//	do_write           doWrite
+//	run                run, and doAccept (the book accepts inside run)
+//	main               main
 //
 //	go run ./03-select-server -trace     # then, elsewhere: nc 127.0.0.1 40713
 package main
@@ -13,7 +25,6 @@ import (
 	"io"
 	"log"
 	"os"
-	"os/signal"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -26,24 +37,72 @@ import (
 var trace = log.New(io.Discard, "", 0)
 
 // fdState is the book's struct fd_state: what the server holds for one
-// connection. A rot13.Stream keeps the book's buffer, buffer_used,
-// n_written and write_upto, with their bugs fixed; the book's writing flag
-// is whether the stream has bytes ready.
+// connection. Bytes come in at bufferUsed, already ROT13'd; those before
+// writeUpto end with a newline, and may be sent; nWritten of them have
+// been. The book's writing flag is writeUpto > nWritten.
 type fdState struct {
-	rot13.Stream
+	buffer     []byte // MAX_LINE bytes, as the book's; nil while it would be empty
+	bufferUsed int
+	nWritten   int
+	writeUpto  int
+
+	// Unlike the book, which closes the connection at the end of the
+	// stream: the client has finished sending, and the connection closes
+	// once everything is sent.
+	ended bool
 }
 
-// doRead reads once from fd, which select said is readable.
+// allocFdState is the book's alloc_fd_state. Unlike the book's, the state
+// comes without its buffer: doRead takes one from a pool when bytes
+// arrive, and doWrite gives it back once they are all sent, so that an
+// idle connection costs a few dozen bytes.
+func allocFdState() *fdState {
+	return &fdState{}
+}
+
+// freeFdState is the book's free_fd_state.
+func freeFdState(st *fdState) {
+	if st.buffer != nil {
+		rot13.FreeBuffer(st.buffer)
+	}
+}
+
+// makeNonblocking is the book's make_nonblocking: from now on, a read,
+// write or accept on fd that cannot make progress fails with EAGAIN
+// instead of waiting. Unlike the book's, which sets O_NONBLOCK alone and so
+// clears the descriptor's other flags, it adds O_NONBLOCK to them.
+func makeNonblocking(fd int) error {
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err != nil {
+		return os.NewSyscallError("fcntl", err)
+	}
+	_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, flags|unix.O_NONBLOCK)
+	return os.NewSyscallError("fcntl", err)
+}
+
+// doRead reads once from fd, which select said is readable, and turns
+// what it read into ROT13, a byte at a time, as the book does: each newline
+// makes the line before it ready to send.
 //
-// Unlike the book, which reads until recv says EAGAIN: a client that sends
-// faster than the server reads would keep it in that loop, with every other
-// client waiting. One read per pass is fair, and select reports the socket
-// again on the next pass if more is waiting.
+// Unlike the book, whose do_read reads until recv says EAGAIN: a client
+// that sends faster than the server reads would keep it in that loop, with
+// every other client waiting. One read per turn is fair, and select
+// reports the socket again on the next turn if more is waiting.
 func doRead(fd int, st *fdState) error {
-	n, err := evutil.IgnoringEINTRIO(unix.Read, fd, st.Space())
+	if st.buffer == nil {
+		st.buffer = rot13.NewBuffer()
+	}
+	// Unlike the book, whose buffer starts over only once everything in
+	// it has been sent (pipelined lines fill it, and the rest is lost):
+	// what is still to send moves to the front, to make room.
+	if st.nWritten > 0 {
+		n := copy(st.buffer, st.buffer[st.nWritten:st.bufferUsed])
+		st.bufferUsed, st.writeUpto, st.nWritten = n, st.writeUpto-st.nWritten, 0
+	}
+	n, err := unix.Read(fd, st.buffer[st.bufferUsed:])
 	switch {
-	case err == unix.EAGAIN:
-		return nil // spurious: select can report a socket that then has nothing
+	case err == unix.EAGAIN || err == unix.EINTR:
+		return nil // nothing after all, or a signal: select says so again
 	case err != nil:
 		return err
 	case n == 0:
@@ -51,56 +110,74 @@ func doRead(fd int, st *fdState) error {
 		// the answers still waiting, and the unterminated last line, go
 		// out first, and then the connection closes.
 		trace.Printf("read 0 from fd %d: end of stream", fd)
-		st.End()
+		st.ended = true
+		st.writeUpto = st.bufferUsed
 		return nil
 	}
 	trace.Printf("read %d from fd %d", n, fd)
-	st.Received(n)
+	for i := st.bufferUsed; i < st.bufferUsed+n; i++ {
+		st.buffer[i] = rot13.Char(st.buffer[i])
+		if st.buffer[i] == '\n' {
+			st.writeUpto = i + 1
+		}
+	}
+	st.bufferUsed += n
+	// Unlike the book, which keeps MAX_LINE bytes of a longer line and
+	// drops the rest: a line that fills the buffer is sent as it is.
+	if st.bufferUsed-st.writeUpto == len(st.buffer) {
+		st.writeUpto = st.bufferUsed
+	}
 	return nil
 }
 
-// doWrite sends what fd's stream has ready, as much as the socket takes.
+// doWrite sends what fd's state has ready, as much as the socket takes.
 //
-// Unlike the book's C server, which a send to a client that has gone can
-// kill with SIGPIPE (the signal's default action), and every connection
-// with it: Go's runtime catches SIGPIPE, so the send fails with EPIPE, and
-// that connection alone closes.
+// Unlike the book's do_write, which sends until EAGAIN: once the socket
+// took less than it was given, it is full, and a second send would only
+// say so; select reports it again when it has room. Unlike the book's C
+// server, which a send to a client that has gone can kill with SIGPIPE
+// (and every connection with it): Go's runtime catches SIGPIPE, so the
+// send fails with EPIPE, and that connection alone closes.
 func doWrite(fd int, st *fdState) error {
-	n, err := evutil.IgnoringEINTRIO(unix.Write, fd, st.Ready())
-	if err == unix.EAGAIN {
+	n, err := unix.Write(fd, st.buffer[st.nWritten:st.writeUpto])
+	switch {
+	case err == unix.EAGAIN || err == unix.EINTR:
 		return nil
-	}
-	if err != nil {
+	case err != nil:
 		return err
 	}
 	trace.Printf("write %d to fd %d", n, fd)
-	st.Sent(n)
+	st.nWritten += n
+	if st.nWritten == st.bufferUsed {
+		st.nWritten, st.writeUpto, st.bufferUsed = 0, 0, 0
+		rot13.FreeBuffer(st.buffer) // see allocFdState
+		st.buffer = nil
+	}
 	return nil
 }
 
+// warn logs what needs the operator's attention, at most once a second.
+var warn evutil.Throttle
+
 // doAccept accepts the connections waiting on the listener, and says how
 // long to stop watching it: a while, if the descriptors ran out.
-func doAccept(listener int, state []*fdState, warn *evutil.Throttle) (pause time.Duration) {
-	// Unlike the book, which accepts one connection per pass: when many
-	// arrive at once, a pass (and a select over every descriptor) for each
+func doAccept(listener int, state []*fdState) (pause time.Duration) {
+	// Unlike the book, which accepts one connection per turn: when many
+	// arrive at once, a turn (and a select over every descriptor) for each
 	// is slow. A bounded batch keeps the others served meanwhile.
 	for range 64 {
-		fd, peer, err := evutil.Accept(listener)
-		switch err {
-		case nil:
-		case unix.EAGAIN:
-			return 0
-		case unix.EINTR, unix.ECONNABORTED: // a signal; a client that left
+		fd, sa, err := unix.Accept(listener)
+		if err == unix.EAGAIN {
+			return 0 // nobody else is waiting
+		}
+		if err != nil {
+			// Unlike the book, which prints the error and selects again:
+			// out of descriptors, the connection stays queued, the
+			// listener stays readable, and the loop would spin, printing.
+			if pause := warn.AcceptPause(err); pause > 0 {
+				return pause
+			}
 			continue
-		case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM:
-			// Unlike the book, which prints the error and selects again: the
-			// connection stays queued, so the listener stays readable and
-			// the loop would spin, printing. Stop watching it for a while.
-			warn.Printf("accept: %v; pausing", err)
-			return 100 * time.Millisecond
-		default:
-			warn.Printf("accept: %v", err)
-			return 0
 		}
 		// Unlike the book, which closes fd > FD_SETSIZE, one too late:
 		// FD_SET on descriptor FD_SETSIZE writes past the end of the set
@@ -111,42 +188,59 @@ func doAccept(listener int, state []*fdState, warn *evutil.Throttle) (pause time
 			warn.Printf("accept: fd %d is past FD_SETSIZE (%d): closed", fd, unix.FD_SETSIZE)
 			continue
 		}
-		if err := evutil.MakeNonblocking(fd); err != nil {
+		if err := makeNonblocking(fd); err != nil {
 			unix.Close(fd)
-			warn.Printf("fcntl: %v", err)
+			warn.Printf("accept: %v", err)
 			continue
 		}
-		trace.Printf("accept fd=%d from %s", fd, peer)
-		state[fd] = &fdState{}
+		trace.Printf("accept fd=%d from %s", fd, evutil.SockaddrString(sa))
+		state[fd] = allocFdState()
 	}
 	return 0
 }
 
 // run listens, then serves every connection from one loop around select.
 func run(listenAddr string) {
-	listener, err := evutil.Listen(listenAddr)
+	sin, domain, err := evutil.ParseSockaddrPort(listenAddr) // the book's sin
 	if err != nil {
+		log.Fatal(evutil.ListenError(listenAddr, "", err))
+	}
+	listener, err := unix.Socket(domain, unix.SOCK_STREAM, 0)
+	if err != nil {
+		log.Fatal(evutil.ListenError(listenAddr, "socket", err))
+	}
+	if err := makeNonblocking(listener); err != nil {
+		log.Fatal(evutil.ListenError(listenAddr, "", err))
+	}
+	// Unlike the book, which sets SO_REUSEADDR only on Windows: on Unix it
+	// lets a server that was just stopped bind its port again while its
+	// old connections wait out TIME_WAIT.
+	if err := unix.SetsockoptInt(listener, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+		log.Fatal(evutil.ListenError(listenAddr, "setsockopt", err))
+	}
+	if err := unix.Bind(listener, sin); err != nil {
 		// Unlike the book, whose run returns when bind fails, and whose
 		// main then exits 0: one line, and exit status 1.
-		log.Fatal(err)
+		log.Fatal(evutil.ListenError(listenAddr, "bind", err))
+	}
+	// Unlike the book's backlog of 16: when a thousand clients connect at
+	// once, a short queue makes the kernel drop their handshakes, and each
+	// dropped client waits a second or more to try again.
+	if err := unix.Listen(listener, unix.SOMAXCONN); err != nil {
+		log.Fatal(evutil.ListenError(listenAddr, "listen", err))
 	}
 	addr, err := evutil.LocalAddr(listener)
-	if err == nil {
-		err = evutil.MakeNonblocking(listener)
-	}
 	if err != nil {
 		log.Fatal(err)
 	}
-	evutil.StartRuntimePoller() // before descriptors can run out (see there)
 	log.Printf("listening on %s", addr)
 
 	state := make([]*fdState, unix.FD_SETSIZE) // indexed by descriptor, like the book's
 	var readset, writeset unix.FdSet
-	var warn evutil.Throttle // out of descriptors: a line a second at most
 	var acceptAgain time.Time
 	for {
-		// The sets are rebuilt on every pass: select overwrites them with
-		// the descriptors that are ready.
+		// The sets are built again on every turn: select overwrites them
+		// with the descriptors that are ready.
 		readset.Zero()
 		writeset.Zero()
 		maxfd, watched := -1, 0
@@ -162,13 +256,14 @@ func run(listenAddr string) {
 			if st == nil {
 				continue
 			}
-			// Unlike the book, which reads on while its buffer overflows:
-			// no reading from a client whose answers pile up unread (the
-			// kernel then makes the client wait), nor after its end.
-			if st.WantsRead() {
+			// Unlike the book, which reads on when the buffer is full, and
+			// drops what does not fit: no reading while the buffer holds
+			// nothing but bytes still to send (the kernel then makes the
+			// client wait), nor after the end of the stream.
+			if !st.ended && (st.buffer == nil || st.bufferUsed-st.nWritten < len(st.buffer)) {
 				readset.Set(fd)
 			}
-			if len(st.Ready()) > 0 {
+			if st.writeUpto > st.nWritten { // the book's writing
 				writeset.Set(fd)
 			}
 			maxfd = max(maxfd, fd)
@@ -191,7 +286,7 @@ func run(listenAddr string) {
 		trace.Printf("select: %d of %d ready (max fd %d)", n, watched, maxfd)
 
 		if readset.IsSet(listener) {
-			if pause := doAccept(listener, state, &warn); pause > 0 {
+			if pause := doAccept(listener, state); pause > 0 {
 				acceptAgain = time.Now().Add(pause)
 			}
 		}
@@ -207,10 +302,11 @@ func run(listenAddr string) {
 			if err == nil && writeset.IsSet(fd) {
 				err = doWrite(fd, st)
 			}
-			if err != nil || st.Done() {
+			if err != nil || st.ended && st.nWritten == st.bufferUsed {
 				trace.Printf("close fd %d", fd)
-				unix.Close(fd)
+				freeFdState(st)
 				state[fd] = nil
+				unix.Close(fd)
 			}
 		}
 	}
@@ -226,15 +322,8 @@ func main() {
 	if *traceOn {
 		trace.SetOutput(os.Stderr)
 	}
-
-	// NOTE: SIGINT and SIGTERM end the server from a goroutine of its own,
-	// and the kernel closes every connection as the process exits. Stage 04
-	// brings signals into the event loop instead.
-	stop := make(chan os.Signal, 1)
-	signal.Notify(stop, unix.SIGINT, unix.SIGTERM)
-	go func() {
-		<-stop
-		os.Exit(0)
-	}()
+	// Unlike the book, killed by SIGINT or SIGTERM: exit with status 0.
+	// (04 brings signals into its event loop.)
+	evutil.ExitOnSignal()
 	run(*listenAddr)
 }

@@ -143,3 +143,18 @@ func (s *Stream) WantsRead() bool {
 func (s *Stream) Done() bool {
 	return s.ended && s.Pending() == 0
 }
+
+// NewBuffer returns a buffer of MaxLine bytes, the book's fd_state buffer,
+// for a connection that has bytes to hold. It comes from a pool shared by
+// every connection of the program, and goes back with FreeBuffer once the
+// connection holds nothing: an idle connection then costs a few dozen
+// bytes, not MaxLine, and a busy server reuses the same few buffers.
+func NewBuffer() []byte {
+	return buffers.Get().(*[ReadSize]byte)[:]
+}
+
+// FreeBuffer gives back a buffer from NewBuffer, which the caller no
+// longer uses.
+func FreeBuffer(b []byte) {
+	buffers.Put((*[ReadSize]byte)(b[:ReadSize]))
+}

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package main
+package fork
 
 import (
 	"os"
@@ -17,3 +17,7 @@ func selfExe() (string, error) {
 func childSys() *syscall.SysProcAttr {
 	return nil
 }
+
+// nameChild does nothing here: ps shows a child by the path it was
+// started from, the program's own.
+func nameChild() {}
