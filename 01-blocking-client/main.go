@@ -75,12 +75,22 @@ func main() {
 	}
 
 	// Write the query. The book asks "XXX Can send succeed partially?"
-	// Yes: a signal that arrives while send waits makes it return with the
-	// count so far, so evutil.WriteAll sends what is left until nothing is.
-	if err := evutil.WriteAll(fd, []byte(query)); err != nil {
-		log.Fatal(os.NewSyscallError("send", err))
+	// Yes: a send that waits for room returns early, with the count so
+	// far, when a signal the program catches arrives after it took some
+	// bytes (send(2), signal(7)). So send what is left until nothing is.
+	// (A send with no flags is a write.)
+	remaining := []byte(query)
+	for len(remaining) > 0 {
+		n, err := unix.Write(fd, remaining)
+		if err == unix.EINTR {
+			continue // interrupted before it sent anything: send again
+		}
+		if err != nil {
+			log.Fatal(os.NewSyscallError("send", err))
+		}
+		trace.Printf("send %d bytes to fd %d", n, fd)
+		remaining = remaining[n:]
 	}
-	trace.Printf("send %d bytes to fd %d", len(query), fd)
 
 	// Get an answer back, to the end of the stream.
 	buf := make([]byte, 1024)

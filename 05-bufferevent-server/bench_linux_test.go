@@ -6,9 +6,10 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"tinyasync/pkg/event"
 	"tinyasync/pkg/evutil"
-	"tinyasync/pkg/listener"
 	"tinyasync/pkg/stagetest"
 )
 
@@ -32,13 +33,20 @@ func BenchmarkAllocsPerLine(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var warn evutil.Throttle
-	l, err := listener.Bind(base, "127.0.0.1:0", doAccept(base, 0, &warn))
+	listener, err := evutil.Listen("127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
-	addr, err := l.Addr()
+	defer unix.Close(listener)
+	if err := evutil.MakeNonblocking(listener); err != nil {
+		b.Fatal(err)
+	}
+	addr, err := evutil.LocalAddr(listener)
 	if err != nil {
+		b.Fatal(err)
+	}
+	accept := event.New(base, listener, event.Read|event.Persist, func(fd int, _ event.Events) { doAccept(fd, base, 0) })
+	if err := accept.Add(0); err != nil {
 		b.Fatal(err)
 	}
 	done := make(chan error)
@@ -46,6 +54,7 @@ func BenchmarkAllocsPerLine(b *testing.B) {
 	defer func() {
 		base.LoopBreak()
 		<-done
+		accept.Free()
 	}()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {

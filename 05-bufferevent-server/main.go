@@ -1,9 +1,19 @@
 // Command 05-bufferevent-server is the book's last example, "A simpler
 // ROT13 server with Libevent" (A tiny introduction to asynchronous IO), in
-// Go, on our own bufferevents (pkg/bufferevent, pkg/evbuffer, pkg/listener,
-// over pkg/event). The library now reads, writes and keeps the buffers; the
-// server is a read callback that takes lines out of the input and puts
-// their ROT13 in the output, and an event callback for the end.
+// Go, on our own bufferevents (pkg/bufferevent and pkg/evbuffer, over
+// pkg/event). The library now reads, writes and keeps the buffers: fd_state
+// and its doRead and doWrite are gone, and the server is a read callback
+// that takes lines out of the input and puts their ROT13 in the output, and
+// an event callback for the end.
+//
+// The book's program, function for function:
+//
+//	rot13_char         rot13.Char, rot13.InPlace (pkg/rot13, every stage's)
+//	readcb             readcb
+//	errorcb            errorcb
+//	do_accept          doAccept
+//	run                run
+//	main               main
 //
 //	go run ./05-bufferevent-server -trace -idle 30s
 package main
@@ -12,7 +22,6 @@ import (
 	"flag"
 	"io"
 	"log"
-	"net/netip"
 	"os"
 	"time"
 
@@ -22,17 +31,11 @@ import (
 	"tinyasync/pkg/evbuffer"
 	"tinyasync/pkg/event"
 	"tinyasync/pkg/evutil"
-	"tinyasync/pkg/listener"
 	"tinyasync/pkg/rot13"
 )
 
 // trace narrates what the library and the callbacks do when -trace is on.
-// The line traced for every line served tests tracing first: a call to
-// trace.Printf allocates its arguments even when it writes nowhere.
-var (
-	trace   = log.New(io.Discard, "", 0)
-	tracing bool
-)
+var trace = log.New(io.Discard, "", 0)
 
 var newline = []byte{'\n'}
 
@@ -48,9 +51,6 @@ func readcb(bev *bufferevent.Bufferevent) {
 		rot13.InPlace(line)
 		output.Add(line)
 		output.Add(newline)
-		if tracing {
-			trace.Printf("fd %d: line %d out (output %d)", bev.Fd(), len(line), output.Len())
-		}
 	}
 	if input.Len() >= rot13.MaxLine {
 		// Too long: send what there is, so that the input does not grow
@@ -71,8 +71,8 @@ func answerAll(bev *bufferevent.Bufferevent) {
 	trace.Printf("fd %d: %d bytes without a newline out (output %d)", bev.Fd(), n, bev.Output().Len())
 }
 
-// eventcb is the book's errorcb, with its three cases made real.
-func eventcb(bev *bufferevent.Bufferevent, what bufferevent.What) {
+// errorcb is the book's errorcb, with its three cases made real.
+func errorcb(bev *bufferevent.Bufferevent, what bufferevent.What) {
 	switch {
 	case what&bufferevent.EOF != 0:
 		// The client has finished sending. Unlike the book, which frees
@@ -87,57 +87,66 @@ func eventcb(bev *bufferevent.Bufferevent, what bufferevent.What) {
 		trace.Printf("fd %d: %v", bev.Fd(), bev.Err())
 		bev.Free()
 	case what&bufferevent.Timeout != 0:
-		// Silent for longer than -idle allows.
+		// Idle for longer than -idle allows.
 		trace.Printf("fd %d: idle: closing", bev.Fd())
 		bev.Free()
 	}
 }
 
-// unfinished guards against a client that trickles a line a byte at a
-// time: every byte restarts the read timeout, so -idle alone would never
-// end it. Its line must be finished within -idle of when it was first seen
-// unfinished.
-//
-// Unlike the book, which keeps any client as long as it sends something:
-// a thousand such clients would hold a thousand connections for ever.
-func unfinished(idle time.Duration) func(*bufferevent.Bufferevent) {
-	var since time.Time // when the input last held a line making no progress
-	return func(bev *bufferevent.Bufferevent) {
-		before := bev.Input().Len()
-		readcb(bev)
-		switch left := bev.Input().Len(); {
-		case left == 0 || left < before || idle == 0:
-			since = time.Time{} // a line answered: progress
-		case since.IsZero():
-			since = time.Now()
-		case time.Since(since) > idle:
-			trace.Printf("fd %d: a line unfinished for %v: closing", bev.Fd(), idle)
-			bev.Free()
-		}
-	}
-}
+// warn logs what needs the operator's attention, at most once a second.
+var warn evutil.Throttle
 
-// doAccept is the book's do_accept: each new client gets a bufferevent.
-func doAccept(base *event.Base, idle time.Duration, warn *evutil.Throttle) listener.AcceptFunc {
-	return func(_ *listener.Listener, fd int, _ netip.AddrPort) {
+// doAccept is the book's do_accept: it accepts the connections waiting on
+// the listener, and says how long to stop listening: a while, if the
+// descriptors ran out.
+func doAccept(listener int, base *event.Base, idle time.Duration) (pause time.Duration) {
+	// Unlike the book, which accepts one connection per readiness: when
+	// many arrive at once, a turn of the loop for each is slow. A bounded
+	// batch keeps the others served meanwhile.
+	for range 64 {
+		fd, sa, err := unix.Accept(listener)
+		if err == unix.EAGAIN {
+			return 0 // nobody else is waiting
+		}
+		if err != nil {
+			// Unlike the book, which prints the error and is called again
+			// at once: out of descriptors, the connection stays queued, the
+			// listener stays readable, and the loop would spin, printing.
+			if pause := warn.AcceptPause(err); pause > 0 {
+				return pause
+			}
+			continue
+		}
+		if err := evutil.MakeNonblocking(fd); err != nil {
+			unix.Close(fd)
+			warn.Printf("accept: %v", err)
+			continue
+		}
 		bev := bufferevent.NewSocket(base, fd, bufferevent.CloseOnFree)
-		bev.SetCallbacks(unfinished(idle), nil, eventcb)
+		bev.SetCallbacks(readcb, nil, errorcb)
 		// As in the book: stop reading while the input holds MAX_LINE.
-		// The output is bounded too (1 MiB, the write high watermark):
-		// unlike the book's, whose output grows while a client never reads.
+		// Unlike the book's, whose output grows while a client never
+		// reads, the output is bounded too (1 MiB, its high watermark).
 		bev.SetWatermark(event.Read, 0, rot13.MaxLine)
-		// -idle times reading (a client that never speaks) and writing (a
-		// client that never reads: once its output holds 1 MiB, reading
-		// pauses, and the write timeout is what ends it).
+		// Unlike the book, which keeps a client for as long as it stays
+		// connected: -idle ends one that sends nothing, reads nothing
+		// (its output full, reading paused), or trickles a line a byte at
+		// a time and never finishes it (each byte would restart the read
+		// timeout).
 		bev.SetTimeouts(idle, idle)
+		bev.SetLineTimeout(idle)
 		// Unlike the book, which closes fd > FD_SETSIZE here, a cap that
-		// means nothing to epoll: the select backend refuses a descriptor
-		// it cannot watch, and the client is closed at once.
+		// means nothing to epoll (and is one too late for select): the cap
+		// is the select backend's, which refuses a descriptor it cannot
+		// watch. Its client is closed at once.
 		if err := bev.Enable(event.Read | event.Write); err != nil {
 			bev.Free()
 			warn.Printf("accept: %v: closed", err)
+			continue
 		}
+		trace.Printf("accept fd=%d from %s", fd, evutil.SockaddrString(sa))
 	}
+	return 0
 }
 
 // run listens, and hands everything to the event loop.
@@ -147,18 +156,63 @@ func run(listenAddr string, idle time.Duration) {
 		log.Fatal(err) // Unlike the book: "return; /*XXXerr*/"
 	}
 	base.SetTrace(trace)
-	var warn evutil.Throttle // out of descriptors: a line a second at most
-	l, err := listener.Bind(base, listenAddr, doAccept(base, idle, &warn))
+	sin, domain, err := evutil.ParseSockaddrPort(listenAddr) // the book's sin
 	if err != nil {
+		log.Fatal(evutil.ListenError(listenAddr, "", err))
+	}
+	listener, err := unix.Socket(domain, unix.SOCK_STREAM, 0)
+	if err != nil {
+		log.Fatal(evutil.ListenError(listenAddr, "socket", err))
+	}
+	if err := evutil.MakeNonblocking(listener); err != nil {
+		log.Fatal(evutil.ListenError(listenAddr, "", err))
+	}
+	// Unlike the book, which sets SO_REUSEADDR only on Windows: on Unix it
+	// lets a server that was just stopped bind its port again while its
+	// old connections wait out TIME_WAIT.
+	if err := unix.SetsockoptInt(listener, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+		log.Fatal(evutil.ListenError(listenAddr, "setsockopt", err))
+	}
+	if err := unix.Bind(listener, sin); err != nil {
 		// Unlike the book, whose run returns when bind fails, and whose
 		// main then exits 0: one line, and exit status 1.
-		log.Fatal(err)
+		log.Fatal(evutil.ListenError(listenAddr, "bind", err))
 	}
-	addr, err := l.Addr()
+	// Unlike the book's backlog of 16: when a thousand clients connect at
+	// once, a short queue makes the kernel drop their handshakes, and each
+	// dropped client waits a second or more to try again.
+	if err := unix.Listen(listener, unix.SOMAXCONN); err != nil {
+		log.Fatal(evutil.ListenError(listenAddr, "listen", err))
+	}
+	addr, err := evutil.LocalAddr(listener)
 	if err != nil {
 		log.Fatal(err)
 	}
-	evutil.StartRuntimePoller() // before descriptors can run out (see there)
+
+	// The listener's event, paused for a while when the descriptors ran
+	// out, and added again by a timer.
+	var listenerEvent *event.Event
+	resume := event.NewTimer(base, func(int, event.Events) {
+		if err := listenerEvent.Add(0); err != nil {
+			log.Fatal(err)
+		}
+	})
+	listenerEvent = event.New(base, listener, event.Read|event.Persist, func(fd int, _ event.Events) {
+		if pause := doAccept(fd, base, idle); pause > 0 {
+			listenerEvent.Del() // fails only as the Add above would have
+			if err := resume.Add(pause); err != nil {
+				log.Fatal(err)
+			}
+		}
+	})
+	// Unlike the book, which never checks that its listener event was
+	// added ("/*XXX check it */").
+	if err := listenerEvent.Add(0); err != nil {
+		log.Fatal(err)
+	}
+	// Unlike the book, killed by SIGINT or SIGTERM: those are events too.
+	// The loop ends, and with it the program; the kernel closes every
+	// connection.
 	for _, sig := range []unix.Signal{unix.SIGINT, unix.SIGTERM} {
 		stop := event.NewSignal(base, sig, func(int, event.Events) {
 			trace.Printf("signal %v: stopping", sig)
@@ -168,6 +222,7 @@ func run(listenAddr string, idle time.Duration) {
 			log.Fatal(err)
 		}
 	}
+
 	log.Printf("listening on %s", addr)
 	trace.Printf("method %s", base.Method())
 	if err := base.Dispatch(); err != nil {
@@ -185,7 +240,7 @@ func main() {
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("05-bufferevent-server: ")
-	if tracing = *traceOn; tracing {
+	if *traceOn {
 		trace.SetOutput(os.Stderr)
 	}
 	run(*listenAddr, *idle)

@@ -49,6 +49,9 @@ func handleConn(c net.Conn) {
 		if len(line) > 0 {
 			trace.Printf("read %d from %s", len(line), c.RemoteAddr())
 			rot13.InPlace(line) // the reader's own buffer: valid until the next read
+			// A write that fails (the client gone) makes the buffered
+			// writer fail every call after it, Flush included: the Flush
+			// below is where this goroutine finds out, and ends.
 			w.Write(line)
 		}
 		// Answer before waiting for more: when what the reader holds has

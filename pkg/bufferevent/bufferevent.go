@@ -96,6 +96,8 @@ type Bufferevent struct {
 	readLow, readHigh, writeLow  int
 	outputLimit                  int
 	readTimeout, writeTimeout    time.Duration
+	lineTimeout                  time.Duration
+	stalledSince                 time.Time // the input held bytes the read callback did not take
 	paused                       int
 	connecting, closeWhenFlushed bool
 	inRead, freed                bool
@@ -225,6 +227,18 @@ func (bev *Bufferevent) SetTimeouts(read, write time.Duration) error {
 	return nil
 }
 
+// SetLineTimeout makes input that the read callback leaves where it is
+// count against the connection: once the input has held bytes that the
+// callback took none of for longer than d, the event callback hears of
+// Reading|Timeout, and reading is disabled, as for a read timeout; 0 turns
+// it off. A peer that trickles a line a byte at a time, never finishing
+// it, restarts the read timeout with every byte: only this ends it.
+// libevent has no such thing.
+func (bev *Bufferevent) SetLineTimeout(d time.Duration) {
+	bev.lineTimeout = d
+	bev.stalledSince = time.Time{}
+}
+
 // CloseWhenFlushed frees the Bufferevent once everything in its output
 // has been written, at once if nothing is left: a peer that half-closed
 // still gets every answer.
@@ -347,13 +361,37 @@ func (bev *Bufferevent) handleRead(fd int, what event.Events) {
 		bev.trace.Printf("fd %d: read %d into input (%d)", fd, n, bev.input.Len())
 	}
 	if bev.input.Len() >= bev.readLow && bev.readcb != nil {
+		before := bev.input.Len()
 		bev.readcb(bev)
+		if bev.lineStalled(before) {
+			bev.inRead = false
+			bev.Disable(event.Read)
+			bev.event(Reading | Timeout)
+			return
+		}
 	}
 	bev.inRead = false
 	if !bev.freed {
 		bev.checkInput()
 		bev.flush() // what the callback answered goes out now
 	}
+}
+
+// lineStalled says whether the read callback, which found before bytes in
+// the input, has left them there for longer than the line timeout. Only a
+// callback that leaves the input as full as it found it reads the clock.
+func (bev *Bufferevent) lineStalled(before int) bool {
+	switch left := bev.input.Len(); {
+	case bev.lineTimeout == 0 || bev.freed:
+		return false
+	case left == 0 || left < before:
+		bev.stalledSince = time.Time{} // the callback took something: progress
+		return false
+	case bev.stalledSince.IsZero():
+		bev.stalledSince = time.Now()
+		return false
+	}
+	return time.Since(bev.stalledSince) > bev.lineTimeout
 }
 
 // handleWrite runs when the socket is writable again, when a connect

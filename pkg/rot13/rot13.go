@@ -1,5 +1,6 @@
 // Package rot13 is the one ROT13 every stage of the ladder uses, and the
-// line service built on it (Stream): what a server holds of one connection.
+// pool of MAX_LINE buffers the stages that keep their own (03, 04) take
+// from.
 //
 // It is the book's rot13_char, turned into a 256-entry table: the book's
 // servers call the function once per byte, while a table lookup costs the
