@@ -20,6 +20,8 @@ func TestAcceptPause(t *testing.T) {
 	var out bytes.Buffer
 	log.SetOutput(&out)
 	defer log.SetOutput(os.Stderr)
+	log.SetFlags(0)
+	defer log.SetFlags(log.LstdFlags)
 	at := time.Unix(1000, 0)
 	th := Throttle{now: func() time.Time { return at }}
 
