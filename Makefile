@@ -7,7 +7,7 @@ FUZZTIME    ?= 1m
 STAGE       ?= 03
 ARGS        ?=
 
-.PHONY: test conformance check exercises soak run lint fuzz cross clean bench bench-setup
+.PHONY: test conformance check exercises diff soak run lint fuzz cross clean bench bench-setup
 
 # test: everything CI runs as tests: every package with the race detector,
 # the conformance suite against every stage, the TUTORIAL excerpts, and the
@@ -29,6 +29,17 @@ STAGES   ?=
 check:
 	cd tests && $(GO) test -count=1 -timeout 20m -run '^TestConformance$$' \
 		-stage '^$(STAGE)' -property '$(PROPERTY)' $(if $(STAGES),-stages '$(abspath $(STAGES))')
+
+# diff: what one stage changes from the one before, as a lesson:
+#   make diff FROM=03 TO=04
+#   make diff FROM=03-select-server/busy-poll TO=03
+# A number picks the stage's directory; a path, that program.
+FROM ?= 03
+TO   ?= 04
+diff:
+	@from=$$(ls -d $(FROM) $(FROM)-* 2>/dev/null | head -1); to=$$(ls -d $(TO) $(TO)-* 2>/dev/null | head -1); \
+	if [ -z "$$from" ] || [ -z "$$to" ]; then echo "make diff: no stage $(FROM) or $(TO)"; exit 2; fi; \
+	diff -u "$$from/main.go" "$$to/main.go"; test $$? -le 1
 
 # exercises: each patch in tests/exercises planted in a copy of the
 # repository, and the property it names shown to catch it (RUNS times).
