@@ -102,7 +102,12 @@ func doRead(fd int, st *fdState) error {
 	n, err := unix.Read(fd, st.buffer[st.bufferUsed:])
 	switch {
 	case err == unix.EAGAIN || err == unix.EINTR:
-		return nil // nothing after all, or a signal: select says so again
+		// Nothing after all, or a signal: select says so again.
+		if st.bufferUsed == 0 { // holding nothing, it holds no buffer
+			rot13.FreeBuffer(st.buffer)
+			st.buffer = nil
+		}
+		return nil
 	case err != nil:
 		return err
 	case n == 0:

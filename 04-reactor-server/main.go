@@ -103,7 +103,12 @@ func doRead(fd int, st *fdState) {
 	n, err := unix.Read(fd, st.buffer[st.bufferUsed:])
 	switch {
 	case err == unix.EAGAIN || err == unix.EINTR:
-		return // nothing after all, or a signal: the base says so again
+		// Nothing after all, or a signal: the base says so again.
+		if st.bufferUsed == 0 { // holding nothing, it holds no buffer
+			rot13.FreeBuffer(st.buffer)
+			st.buffer = nil
+		}
+		return
 	case err != nil:
 		freeFdState(fd, st)
 		return
@@ -149,20 +154,20 @@ func doWrite(fd int, st *fdState) {
 // kill with SIGPIPE (and every connection with it): Go's runtime catches
 // SIGPIPE, so the send fails with EPIPE, and that connection alone closes.
 func flush(fd int, st *fdState) {
-	for st.writeUpto > st.nWritten {
+	// Unlike the book's do_write, which sends until EAGAIN: once the
+	// socket took less than it was given, it is full, and a second send
+	// would only say so; the write event says when it has room.
+	if st.writeUpto > st.nWritten {
 		n, err := unix.Write(fd, st.buffer[st.nWritten:st.writeUpto])
-		if err == unix.EINTR {
-			continue
-		}
-		if err == unix.EAGAIN {
-			break // full: wait until it is writable
-		}
-		if err != nil {
+		switch {
+		case err == unix.EAGAIN || err == unix.EINTR:
+		case err != nil:
 			freeFdState(fd, st)
 			return
+		default:
+			trace.Printf("write %d to fd %d", n, fd)
+			st.nWritten += n
 		}
-		trace.Printf("write %d to fd %d", n, fd)
-		st.nWritten += n
 	}
 	if st.nWritten == st.bufferUsed && st.buffer != nil {
 		// Unlike the book, whose do_write sets buffer_used = 1 here, a

@@ -100,10 +100,12 @@ func doRead(fd int, st *fdState) error {
 	}
 	n, err := unix.Read(fd, st.buffer[st.bufferUsed:])
 	switch {
-	case err == unix.EAGAIN:
-		emptyReads++ // the kernel had nothing for us
-		return nil
-	case err == unix.EINTR:
+	case err == unix.EAGAIN || err == unix.EINTR:
+		emptyReads++            // the kernel had nothing for us
+		if st.bufferUsed == 0 { // holding nothing, it holds no buffer
+			rot13.FreeBuffer(st.buffer)
+			st.buffer = nil
+		}
 		return nil
 	case err != nil:
 		return err
@@ -165,8 +167,8 @@ var warn evutil.Throttle
 // long to stop asking it: a while, if the descriptors ran out.
 func doAccept(listener int, state map[int]*fdState) (pause time.Duration) {
 	// Unlike the book, which accepts one connection per turn: when many
-	// arrive at once, a turn (and a select over every descriptor) for each
-	// is slow. A bounded batch keeps the others served meanwhile.
+	// arrive at once, a turn over every descriptor for each is slow. A
+	// bounded batch keeps the others served meanwhile.
 	for range 64 {
 		fd, sa, err := unix.Accept(listener)
 		if err == unix.EAGAIN {

@@ -1,14 +1,13 @@
-// Package evutil holds the socket helpers that the raw stages (01-03) share,
-// named after libevent's evutil, the part of libevent that smooths over the
+// Package evutil holds the socket helpers the stages share, named after
+// libevent's evutil, the part of libevent that smooths over the
 // differences between systems: evutil_make_socket_nonblocking,
-// evutil_accept4, evutil_format_sockaddr_port.
+// evutil_parse_sockaddr_port, evutil_format_sockaddr_port.
 //
-// It holds only what the book itself factors out or would have to repeat in
-// every example: Listen is the socket, setsockopt, bind and listen that
-// open each of the book's run functions. The calls a stage is about (read,
-// write, select, fork) stay in that stage's main.go, where a student reads
-// them; accept goes through Accept only to be close-on-exec on every
-// system.
+// It holds only what the book itself factors out, or what every stage does
+// that the book's do not (server.go). The calls a stage is about (socket,
+// bind, listen, accept, read, write, select, fork) stay in that stage's
+// main.go, where a student reads them. Listen, which makes all of a
+// listener in one call, is for the tests' own servers.
 package evutil
 
 import (
@@ -47,21 +46,14 @@ func Listen(addr string) (int, error) {
 	if err != nil {
 		return -1, fmt.Errorf("listen %s: %w", addr, os.NewSyscallError("socket", err))
 	}
-	// Unlike the book's listings, which set SO_REUSEADDR only #ifdef WIN32
-	// (its example files say #ifndef, as was meant: on Windows the option
-	// lets another program take the port over): on Unix it is what lets a
-	// server that was just stopped bind its port again while its old
-	// connections sit in TIME_WAIT.
+	// SO_REUSEADDR and a backlog of SOMAXCONN, as the stages set them
+	// (03-select-server/main.go says why).
 	err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
 	if err != nil {
 		err = os.NewSyscallError("setsockopt", err)
 	} else if err = unix.Bind(fd, sa); err != nil {
 		err = os.NewSyscallError("bind", err)
 	} else if err = unix.Listen(fd, unix.SOMAXCONN); err != nil {
-		// Unlike the book's backlog of 16: when a thousand clients connect
-		// at once, a short accept queue makes the kernel drop their SYNs,
-		// and each dropped client waits a second or more to retry. The
-		// kernel caps the value at net.core.somaxconn.
 		err = os.NewSyscallError("listen", err)
 	}
 	if err != nil {
@@ -203,35 +195,17 @@ func IgnoringEINTRIO(fn func(fd int, p []byte) (int, error), fd int, p []byte) (
 	}
 }
 
-// StartRuntimePoller makes Go's runtime open, now, the descriptors it keeps
+// startRuntimePoller makes Go's runtime open, now, the descriptors it keeps
 // for its own network poller and timers (on Linux, an epoll instance and
 // an eventfd). The runtime opens them the first time anything waits on a
 // timer: a goroutine's sleep, or, sooner or later, the runtime's own
 // memory scavenger. If that first time comes when the program's
 // descriptors have run out, the runtime cannot open them, and ends the
 // program: "fatal error: runtime: netpollinit failed". A C program has no
-// such hidden descriptors. A server calls this before it serves.
-func StartRuntimePoller() {
+// such hidden descriptors. This package's init calls it, before any
+// server's main runs.
+func startRuntimePoller() {
 	time.Sleep(time.Nanosecond)
-}
-
-// CloseOnExecInherited marks close-on-exec every descriptor above stderr
-// that this process has open, as it should be for everything it inherited
-// (its own are so from the start): a program that starts others, as
-// 02-forking-server does, then passes on only what it means to. It lists
-// the descriptors in /dev/fd, which on FreeBSD shows only 0 to 2 unless
-// fdescfs is mounted.
-func CloseOnExecInherited() error {
-	ents, err := os.ReadDir("/dev/fd")
-	if err != nil {
-		return err
-	}
-	for _, e := range ents {
-		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
-			unix.CloseOnExec(fd) // fails only for ReadDir's own, now closed
-		}
-	}
-	return nil
 }
 
 // WriteAll writes all of p to the blocking socket fd.

@@ -78,7 +78,7 @@ func ListenError(addr, call string, err error) error {
 }
 
 // The runtime's poller starts before main, in every program that imports
-// this package: see StartRuntimePoller.
+// this package: see startRuntimePoller.
 func init() {
-	StartRuntimePoller()
+	startRuntimePoller()
 }

@@ -84,7 +84,7 @@ func TestWriteToVanishedPeerFailsWithEPIPE(t *testing.T) {
 	require.NoError(t, err)
 	c, err := net.Dial("tcp", addr)
 	require.NoError(t, err)
-	fd, _, err := Accept(l)
+	fd, _, err := unix.Accept(l)
 	require.NoError(t, err)
 	defer unix.Close(fd)
 	c.(*net.TCPConn).SetLinger(0)

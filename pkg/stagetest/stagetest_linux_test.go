@@ -66,7 +66,7 @@ func helperServer() {
 	local, _ := evutil.LocalAddr(fd)
 	fmt.Fprintf(os.Stderr, "helper: listening on %s\n", local)
 	for {
-		nfd, _, err := evutil.Accept(fd)
+		nfd, _, err := unix.Accept(fd)
 		if err == nil {
 			fmt.Fprintf(os.Stderr, "accepted fd %d\n", nfd)
 			unix.Close(nfd)
@@ -123,7 +123,7 @@ func helperHoarder() {
 	}
 	local, _ := evutil.LocalAddr(fd)
 	fmt.Fprintf(os.Stderr, "hoarder: listening on %s\n", local)
-	nfd, _, err := evutil.Accept(fd)
+	nfd, _, err := unix.Accept(fd)
 	if err != nil {
 		os.Exit(1)
 	}
