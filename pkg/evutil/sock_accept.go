@@ -3,6 +3,7 @@
 package evutil
 
 import (
+	"net/netip"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -21,4 +22,24 @@ func Socket(domain, typ, proto int) (int, error) {
 	}
 	unix.CloseOnExec(fd)
 	return fd, nil
+}
+
+// Accept is accept(2) with the new descriptor marked close-on-exec, in two
+// calls under syscall.ForkLock, for want of accept4. The new socket is
+// blocking, whatever the listener is.
+func Accept(fd int) (int, netip.AddrPort, error) {
+	syscall.ForkLock.RLock()
+	defer syscall.ForkLock.RUnlock()
+	nfd, sa, err := unix.Accept(fd)
+	if err != nil {
+		return -1, netip.AddrPort{}, err
+	}
+	unix.CloseOnExec(nfd)
+	// A socket accepted by accept(2) on the BSDs and Darwin inherits
+	// O_NONBLOCK from the listener; on Linux, and from accept4, never.
+	if err := unix.SetNonblock(nfd, false); err != nil {
+		unix.Close(nfd)
+		return -1, netip.AddrPort{}, err
+	}
+	return nfd, sockaddrAddrPort(sa), nil
 }
