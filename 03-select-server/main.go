@@ -189,7 +189,7 @@ func doAccept(listener int, state []*fdState) (pause time.Duration) {
 		// (and unix.FdSet.Set panics). A descriptor select cannot watch is
 		// closed at once, so that its client is told, not left waiting.
 		if fd >= unix.FD_SETSIZE {
-			unix.Close(fd)
+			unix.Close(fd) // its error tells nothing to act on: the descriptor is gone either way (close(2))
 			warn.Printf("accept: fd %d is past FD_SETSIZE (%d): closed", fd, unix.FD_SETSIZE)
 			continue
 		}

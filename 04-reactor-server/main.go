@@ -78,7 +78,7 @@ func freeFdState(fd int, st *fdState) {
 		rot13.FreeBuffer(st.buffer)
 	}
 	trace.Printf("close fd %d", fd)
-	unix.Close(fd)
+	unix.Close(fd) // its error tells nothing to act on: the descriptor is gone either way (close(2))
 }
 
 // doRead reads once from fd, which the base said is readable, and turns

@@ -122,7 +122,7 @@ func doAccept(listener int, base *event.Base, idle time.Duration) (pause time.Du
 			continue
 		}
 		if err := evutil.MakeNonblocking(fd); err != nil {
-			unix.Close(fd)
+			unix.Close(fd) // its error tells nothing to act on: the descriptor is gone either way (close(2))
 			warn.Printf("accept: %v", err)
 			continue
 		}

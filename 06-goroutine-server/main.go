@@ -36,7 +36,7 @@ var trace = log.New(io.Discard, "", 0)
 // its stream. A read or write that must wait parks only this goroutine.
 func handleConn(c net.Conn) {
 	defer func() {
-		c.Close()
+		c.Close() // its error tells nothing to act on: the connection is gone either way
 		trace.Printf("close %s", c.RemoteAddr())
 	}()
 	// The reader's buffer is MAX_LINE: ReadSlice returns a line, or, when

@@ -185,7 +185,7 @@ func doAccept(listener int, state map[int]*fdState) (pause time.Duration) {
 			continue
 		}
 		if err := makeNonblocking(fd); err != nil {
-			unix.Close(fd)
+			unix.Close(fd) // its error tells nothing to act on: the descriptor is gone either way (close(2))
 			warn.Printf("accept: %v", err)
 			continue
 		}

@@ -16,6 +16,10 @@
 // socket is full; back-pressure, reading paused while the input holds its
 // high watermark or the output its bound; timeouts. A Bufferevent belongs
 // to its base's goroutine, like the base's events.
+//
+// The errors of Del on its events are not checked: Del fails only when the
+// backend fails to forget a descriptor (epoll_ctl says EBADF or ENOENT),
+// and one the kernel does not know is watched for nothing anyway.
 package bufferevent
 
 import (

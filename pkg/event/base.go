@@ -243,7 +243,7 @@ func (b *Base) scheduleExits() {
 		// A pending event like any other (as with libevent's
 		// event_base_once): the loop waits for it.
 		ev := NewTimer(b, func(int, Events) { b.gotExit = true })
-		ev.Add(max(time.Until(at), time.Nanosecond))
+		ev.Add(max(time.Until(at), time.Nanosecond)) // a timer watches no descriptor: it cannot fail
 	}
 }
 
@@ -303,7 +303,7 @@ func (b *Base) runActive() (ran int) {
 		ev.active, ev.res, ev.ncalls = false, 0, 0
 		b.nactive--
 		if ev.events&Persist == 0 {
-			ev.del()
+			ev.del() // see Free
 		} else if ev.timeout > 0 {
 			ev.reschedule(res)
 		}

@@ -157,7 +157,9 @@ func (ev *Event) add(timeout time.Duration, internal bool) error {
 
 // Del makes the event neither pending nor active (event_del). It is safe
 // on an event that is neither. Delete a descriptor's events before closing
-// it.
+// it. Its error is the backend's, failing to forget the descriptor
+// (epoll_ctl's EBADF or ENOENT): one the kernel does not know is watched
+// for nothing anyway, and a caller may ignore it.
 func (ev *Event) Del() error {
 	if ev.freed {
 		return nil
@@ -187,7 +189,7 @@ func (ev *Event) del() error {
 // the event's own callback.
 func (ev *Event) Free() {
 	if !ev.freed {
-		ev.del()
+		ev.del() // a descriptor the backend cannot forget is watched for nothing (see Del)
 		ev.freed = true
 	}
 }

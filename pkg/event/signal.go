@@ -75,7 +75,7 @@ func (b *Base) watchSignal(ev *Event) error {
 			defer close(w.done)
 			for range w.ch {
 				b.sigCount[sig].Add(1)
-				b.wake()
+				b.wake() // fails only once the base is freed: nobody to wake
 			}
 		}()
 		signal.Notify(w.ch, sig)
