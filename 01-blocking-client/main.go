@@ -8,6 +8,14 @@
 // recv until bytes or the end of the stream arrive. That is fine for one
 // connection; the rest of the ladder is about serving many.
 //
+// The book's program is one main; ours, step for step:
+//
+//	gethostbyname        net.DefaultResolver.LookupNetIP, in main
+//	socket, connect      connect (each address in turn)
+//	the send loop        the send loop, in main
+//	the recv loop        the recv loop, in main
+//	(the Host header)    hostHeader
+//
 //	go run ./01-blocking-client -host example.com -trace
 package main
 
