@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
+	"tinyasync/pkg/evbuffer"
 	"tinyasync/pkg/event"
 	"tinyasync/pkg/evutil"
 )
@@ -472,4 +473,44 @@ func loopbackListener(t *testing.T, backlog int) (int, unix.Sockaddr) {
 	sa, err := unix.Getsockname(l)
 	require.NoError(t, err)
 	return l, sa
+}
+
+// TestLineTimeout: a peer that sends a byte every 20 ms restarts the read
+// timeout with each one; a read callback that takes only whole lines
+// leaves them all in the input, and the line timeout ends it. A peer that
+// finishes its lines as fast is never timed out.
+func TestLineTimeout(t *testing.T) {
+	forEachMethod(t, func(t *testing.T, base *event.Base) {
+		for _, tc := range []struct {
+			name    string
+			payload string
+			ends    bool
+		}{{"trickles one line", "x", true}, {"finishes its lines", "\n", false}} {
+			mine, peer := pair(t)
+			bev := NewSocket(base, mine, CloseOnFree)
+			var events []What
+			bev.SetCallbacks(func(b *Bufferevent) {
+				for {
+					if _, ok := b.Input().ReadLine(evbuffer.EOLLF); !ok {
+						return
+					}
+				}
+			}, nil, func(b *Bufferevent, w What) { events = append(events, w) })
+			require.NoError(t, bev.SetTimeouts(300*time.Millisecond, 0))
+			bev.SetLineTimeout(150 * time.Millisecond)
+			require.NoError(t, bev.Enable(event.Read))
+			start := time.Now()
+			for len(events) == 0 && time.Since(start) < time.Second {
+				unix.Write(peer, []byte(tc.payload))
+				wait(t, base, 20*time.Millisecond)
+			}
+			if tc.ends {
+				assert.Equal(t, []What{Reading | Timeout}, events, tc.name)
+				assert.GreaterOrEqual(t, time.Since(start), 150*time.Millisecond, "%s: never early", tc.name)
+			} else {
+				assert.Empty(t, events, "%s: progress, so no timeout in a second", tc.name)
+			}
+			bev.Free()
+		}
+	})
 }
