@@ -3,8 +3,11 @@ package stagetest
 import (
 	"bytes"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
+
+	"tinyasync/pkg/event"
 )
 
 // PlayLineScript is a client of the ROT13 line service that plays a
@@ -181,4 +184,39 @@ func DialUnix(t *testing.T, addr *unix.SockaddrUnix) (client, next int) {
 	}
 	unix.Close(next)
 	return client, next
+}
+
+// FuzzAccepted is the whole fuzz target of a stage that serves on an event
+// base (04, 05): for each script, a fresh base, a client connected to a
+// Unix-domain listener, the stage's accept function called once to take
+// it, and PlayLineScript with a turn of the base's loop for each of the
+// server's turns.
+func FuzzAccepted(f *testing.F, accept func(listener int, base *event.Base) (pause time.Duration)) {
+	f.Add([]byte("\x00hello\n\x02\x03"))
+	f.Add([]byte("\x00line one\nline tw\x02\x03\x00o\n\x04"))
+	f.Add([]byte("\x01\xff\x01\xff\x01\xff\x02\x03\x02\x03\x05"))
+	f.Add([]byte("\x00no newline at all\x04\x03"))
+	f.Add([]byte("\x01\xff\x01\xff\x01\xff\x01\xff\x01\xff\x01\xff\x01\xff\x05"))
+	listener, addr := UnixListener(f) // one for every run, as a server has
+	f.Fuzz(func(t *testing.T, script []byte) {
+		cfg := event.NewConfig()
+		cfg.IgnoreEnv()
+		base, err := event.NewBaseWithConfig(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer base.Free()
+		client, server := DialUnix(t, addr)
+		if pause := accept(listener, base); pause > 0 {
+			t.Fatalf("accept paused for %v", pause)
+		}
+		if _, err := unix.FcntlInt(uintptr(server), unix.F_GETFD, 0); err != nil {
+			t.Fatalf("the server did not accept the client as fd %d: %v", server, err)
+		}
+		PlayLineScript(t, script, client, server, func() {
+			if err := base.Loop(event.NonBlock); err != nil {
+				t.Fatal(err)
+			}
+		})
+	})
 }
