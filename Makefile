@@ -7,13 +7,17 @@ FUZZTIME    ?= 1m
 STAGE       ?= 03
 ARGS        ?=
 
-.PHONY: test conformance check exercises diff soak run lint fuzz cross clean bench bench-setup
+.PHONY: test conformance check exercises diff soak run lint fuzz cross clean bench bench-setup pictures pictures-setup
 
 # test: everything CI runs as tests: every package with the race detector,
-# the conformance suite against every stage, the TUTORIAL excerpts, and the
-# seed corpus of every fuzz target.
+# the conformance suite against every stage, the TUTORIAL excerpts, the
+# seed corpus of every fuzz target; and, in their own modules, the
+# pictures (each SVG true to its source, each recorded scenario run again
+# and showing its lesson) and the bench charts' code.
 test:
 	$(GO) test -race -count=1 -timeout 20m ./...
+	cd tests/pictures && $(GO) test -race -count=1 -timeout 10m ./...
+	cd tests/benchchart && $(GO) test -count=1 ./...
 
 # conformance: the conformance suite alone, ending with its matrix.
 conformance:
@@ -64,11 +68,13 @@ run:
 run-%:
 	$(GO) run ./$(firstword $(wildcard $*-*)) $(ARGS)
 
-# lint: formatting, vet, and staticcheck on every system the ladder builds for.
+# lint: formatting, vet, and staticcheck on every system the ladder builds
+# for; and vet and staticcheck in the modules of the pictures and charts.
 lint: bin/staticcheck
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	for os in linux darwin freebsd; do GOOS=$$os bin/staticcheck ./... || exit 1; done
+	for m in tests/pictures tests/benchchart; do (cd $$m && $(GO) vet ./... && $(CURDIR)/bin/staticcheck ./...) || exit 1; done
 
 bin/staticcheck: Makefile
 	GOBIN=$(CURDIR)/bin $(GO) install $(STATICCHECK)
@@ -119,6 +125,24 @@ bench-setup:
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
 		else echo "bench: missing$$missing (install them for the full picture)"; fi; \
+	fi
+
+# pictures: TUTORIAL.md's pictures, all of them: each scenario in
+# tests/pictures recorded again from a real run of its stage (06 under
+# strace), every D2 source there rendered to the SVG beside it, and the
+# bench charts redrawn from tests/bench/results.txt. Commit what changed.
+pictures: pictures-setup
+	cd tests/pictures && $(GO) run . -record
+	cd tests/benchchart && $(GO) run . -in ../bench/results.txt -out ../bench
+
+# pictures-setup installs strace, which records 06's scenario, when it is
+# missing and this is root; otherwise it says so.
+pictures-setup:
+	@if ! command -v strace >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "pictures: installing strace (apt-get install strace)"; \
+			apt-get update -qq && apt-get install -y -qq strace >/dev/null; \
+		else echo "pictures: strace is not installed, and this is not root: install it (apt-get install strace) to record 06"; exit 1; fi; \
 	fi
 
 clean:

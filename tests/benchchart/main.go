@@ -4,9 +4,19 @@
 //	go run . -in ../bench/results.txt -out ../bench
 //
 // It writes tables.md (one table per metric, rows stages, columns
-// connection counts) and three SVG charts, one line per stage: CPU time per
-// line, memory per connection, and system calls per line, against the
-// number of connections.
+// connection counts) and three SVG charts, against the number of
+// connections, ping-pong: CPU time per line (cpu.svg), memory per idle
+// connection (memory.svg) and system calls per line (syscalls.svg).
+//
+// Each chart is small multiples, drawn to be read at a glance by a class:
+// one panel per chapter of the book (02's processes, 03's select, 04's
+// reactor on its three backends, 05's bufferevents with libevent's own C
+// beside them, and 06's goroutines with 04 on epoll beside them, as the
+// chapter compares them), all panels on the same log axes so that they
+// compare. In each panel the stage the chapter builds is a thick solid
+// black line and what it is compared with thin dashed coloured lines; the
+// keys sit above the panels, off the lines, and a spare cell of the grid
+// says how to read it all. chart.go draws them, ticks.go labels the axes.
 //
 // It is a module of its own: its dependency, gonum.org/v1/plot (and the
 // fonts and renderers under it), draws charts far better than we would by
@@ -25,11 +35,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-
-	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/plotutil"
-	"gonum.org/v1/plot/vg"
 )
 
 // A cell is one benchmark's figures: metric unit -> its values, one per
@@ -87,12 +92,25 @@ func main() {
 	if err := os.WriteFile(filepath.Join(*out, "tables.md"), []byte(md.String()), 0o644); err != nil {
 		log.Fatal(err)
 	}
-	for _, c := range []struct{ file, unit, title, ylabel string }{
-		{"cpu.svg", "cpu-us/line", "CPU time per line (ping-pong)", "server CPU µs per line"},
-		{"memory.svg", "rss-B/conn", "Memory per idle connection", "server RSS bytes per connection"},
-		{"syscalls.svg", "syscalls/line", "System calls per line (ping-pong)", "server system calls per line"},
+	for _, m := range []metric{
+		{
+			file: "cpu.svg", unit: "cpu-us/line",
+			title:  "Server CPU time per line, ping-pong, as connections grow: lower is better",
+			ylabel: "CPU time per line (µs)",
+		},
+		{
+			file: "memory.svg", unit: "rss-B/conn",
+			title:  "Server memory per idle connection, as connections grow: lower is better",
+			ylabel: "memory per idle connection (bytes)",
+			note:   "A gap in a line is a 0: memory grew by less than the resident size shows, which a log axis has no place for.",
+		},
+		{
+			file: "syscalls.svg", unit: "syscalls/line",
+			title:  "Server system calls per line, ping-pong, as connections grow: lower is better",
+			ylabel: "system calls per line",
+		},
 	} {
-		if err := chart(filepath.Join(*out, c.file), cells, stages, c.unit, c.title, c.ylabel); err != nil {
+		if err := chart(filepath.Join(*out, m.file), cells, stages, m); err != nil {
 			log.Fatal(err)
 		}
 	}
@@ -194,39 +212,6 @@ func format(v float64) string {
 	default:
 		return strconv.FormatFloat(v, 'f', 2, 64)
 	}
-}
-
-// chart draws unit against connections, ping-pong, one line per stage.
-func chart(path string, cells map[key]cell, stages []string, unit, title, ylabel string) error {
-	p := plot.New()
-	p.Title.Text = title
-	p.X.Label.Text = "connections"
-	p.Y.Label.Text = ylabel
-	p.X.Scale = plot.LogScale{}
-	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
-	p.Y.Scale = plot.LogScale{}
-	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
-	p.Legend.Top = true
-	var lines []any
-	for _, st := range stages {
-		var pts plotter.XYs
-		for _, n := range counts(cells) {
-			if v, ok := value(cells, key{st, n, "pingpong"}, unit); ok && v > 0 {
-				pts = append(pts, plotter.XY{X: float64(n), Y: v})
-			}
-		}
-		if len(pts) > 0 {
-			lines = append(lines, st, pts)
-		}
-	}
-	if len(lines) == 0 {
-		log.Printf("%s: no %s figures (was strace missing?): chart left out", path, unit)
-		return nil
-	}
-	if err := plotutil.AddLinePoints(p, lines...); err != nil {
-		return err
-	}
-	return p.Save(9*vg.Inch, 6*vg.Inch, path)
 }
 
 // The stages the targets of issue 6 compare, as the benchmark names them.
