@@ -249,13 +249,14 @@ func TestTutorialNamesRealTests(t *testing.T) {
 // TestTutorialShowsEveryPicture checks that TUTORIAL.md shows every
 // picture the repository draws (the recorded scenarios and the ideas in
 // tests/pictures, the bench charts in tests/bench), each with a caption:
-// an italic line saying what to look at, right below it; and that every
+// an italic line saying what to look at (or follow), right below it; and that every
 // picture it shows exists.
 func TestTutorialShowsEveryPicture(t *testing.T) {
 	text, err := os.ReadFile("../TUTORIAL.md")
 	require.NoError(t, err)
 	lines := strings.Split(string(text), "\n")
 	image := regexp.MustCompile(`^!\[[^\]]+\]\(([^)]+\.svg)\)$`)
+	caption := regexp.MustCompile(`^\*(Look at|Follow) `)
 	shown := map[string]bool{}
 	for i, line := range lines {
 		m := image.FindStringSubmatch(line)
@@ -264,8 +265,8 @@ func TestTutorialShowsEveryPicture(t *testing.T) {
 		}
 		shown[m[1]] = true
 		assert.FileExists(t, filepath.Join("..", m[1]), "TUTORIAL.md line %d", i+1)
-		if i+2 >= len(lines) || lines[i+1] != "" || !strings.HasPrefix(lines[i+2], "*Look at") {
-			t.Errorf("TUTORIAL.md line %d: %s has no caption (a blank line, then *Look at ...*)", i+1, m[1])
+		if i+2 >= len(lines) || lines[i+1] != "" || !caption.MatchString(lines[i+2]) {
+			t.Errorf("TUTORIAL.md line %d: %s has no caption (a blank line, then *Look at ...* or *Follow ...*)", i+1, m[1])
 		}
 	}
 	drawn, err := filepath.Glob("pictures/*/*.svg")
