@@ -23,16 +23,24 @@ test:
 conformance:
 	cd tests && $(GO) test -count=1 -timeout 20m -run TestConformance
 
-# check: the properties matching PROPERTY against the stages whose names
-# begin with STAGE, from this repository or, with STAGES=DIR, from a copy
-# of it (yours, or one with an exercise's patch applied):
-#   make check STAGE=03-select-server PROPERTY=fairness
-#   make check STAGE='04-reactor-server (epoll)' PROPERTY=idle-cpu STAGES=~/my-copy
+# check: the properties matching PROPERTY against a stage, from this
+# repository or, with STAGES=DIR, from a copy of it (yours, a student's, or
+# one with an exercise's patch applied). STAGE=03 is 03-select-server (on
+# every backend, for 04 and 05); STAGE=03/busy-poll the program beside it;
+# anything else, a regexp the stage's name must begin with:
+#   make check STAGE=03 PROPERTY=fairness
+#   make check STAGE=02/blocking-loop PROPERTY=concurrency STAGES=~/my-copy
+#   make check STAGE='04-reactor-server (epoll)' PROPERTY=idle-cpu
 PROPERTY ?= .
 STAGES   ?=
 check:
+	@stage='$(STAGE)'; case "$$stage" in \
+	  [0-9][0-9]) stage="^$$stage-[a-z-]+( \(|$$)";; \
+	  [0-9][0-9]/*) stage="^$${stage%%/*}-[a-z-]+/$${stage#*/}$$";; \
+	  *) stage="^$$stage";; \
+	esac; \
 	cd tests && $(GO) test -count=1 -timeout 20m -run '^TestConformance$$' \
-		-stage '^$(STAGE)' -property '$(PROPERTY)' $(if $(STAGES),-stages '$(abspath $(STAGES))')
+		-stage "$$stage" -property '$(PROPERTY)' $(if $(STAGES),-stages '$(abspath $(STAGES))')
 
 # diff: what one stage changes from the one before, as a lesson:
 #   make diff FROM=03 TO=04
@@ -46,10 +54,12 @@ diff:
 	diff -u "$$from/main.go" "$$to/main.go"; test $$? -le 1
 
 # exercises: each patch in tests/exercises planted in a copy of the
-# repository, and the property it names shown to catch it (RUNS times).
-RUNS ?= 1
+# repository, and the property it names shown to catch it (RUNS times);
+# EXERCISE=read-until-eagain for one.
+RUNS     ?= 1
+EXERCISE ?=
 exercises:
-	cd tests && $(GO) test -count=$(RUNS) -timeout 30m -run '^TestExercises$$' -v | grep -E '^(=== RUN|---|ok|FAIL|PASS)|: (pass|FAIL)$$'
+	cd tests && $(GO) test -count=$(RUNS) -timeout 30m -run '^TestExercises$$$(if $(EXERCISE),/^$(EXERCISE)$$)' -v | grep -E '^(=== RUN|---|ok|FAIL|PASS)|: (pass|FAIL)$$'
 
 # soak: the conformance suite's chaos check, long: SOAK_CLIENTS clients
 # at once, well-behaved and hostile mixed at random, against every server
@@ -61,12 +71,26 @@ soak:
 	cd tests && $(GO) test -count=1 -timeout 3h -run TestConformance -property '^chaos$$' \
 		-soak $(SOAK_TIME) -soak-clients $(SOAK_CLIENTS)
 
-# run: make run STAGE=02 ARGS=-trace, or make run-02.
-run:
-	$(GO) run ./$(firstword $(wildcard $(STAGE)-*)) $(ARGS)
+# run: make run-03 ARGS=-trace, make run-03-busy-poll (a program beside a
+# stage: 03-select-server/busy-poll), make run STAGE=04. It builds the
+# program into bin/, writes its PID to bin/NAME.pid (for top, ps and
+# strace: top -p $$(cat bin/busy-poll.pid)), and execs it: the program is
+# make's only child, and Ctrl-C ends it with its own exit status (0, as the
+# contract says), where go run would report 1.
+run: run-$(STAGE)
 
 run-%:
-	$(GO) run ./$(firstword $(wildcard $*-*)) $(ARGS)
+	@n='$*'; n=$${n%%-*}; rest='$*'; rest=$${rest#$$n}; rest=$${rest#-}; \
+	dir=$$(ls -d $$n-*/ 2>/dev/null | head -1); dir=$${dir%/}; \
+	if [ -f '$*/main.go' ]; then prog='$*'; \
+	elif [ -n "$$rest" ] && [ -f "$$dir/$$rest/main.go" ]; then prog=$$dir/$$rest; \
+	elif [ -z "$$rest" ] && [ -f "$$dir/main.go" ]; then prog=$$dir; \
+	else echo "make run: no program run-$* (try run-03, run-03-busy-poll, run-02-blocking-loop)"; exit 2; fi; \
+	name=$$(basename $$prog); mkdir -p bin; \
+	$(GO) build -o bin/$$name ./$$prog || exit 1; \
+	echo $$$$ > bin/$$name.pid; \
+	echo "make run: bin/$$name, pid $$$$ (also in bin/$$name.pid)" >&2; \
+	exec bin/$$name $(ARGS)
 
 # lint: formatting, vet, and staticcheck on every system the ladder builds
 # for; and vet and staticcheck in the modules of the pictures and charts.
