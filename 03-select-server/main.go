@@ -279,9 +279,9 @@ func run(listenAddr string) {
 		if err == unix.EINTR {
 			// Unlike the book, which gives up: a signal that arrives while
 			// select waits interrupts it (select never restarts, see
-			// signal(7)). Signals come unasked: Go's runtime sends SIGURG
-			// to preempt a goroutine, a terminal sends SIGWINCH when its
-			// window changes. Build the sets again and wait again.
+			// signal(7)), and signals can come unasked: SIGWINCH when a
+			// terminal's window changes, a profiler's SIGPROF, a SIGURG
+			// from another program. Build the sets again and wait again.
 			trace.Printf("select: interrupted by a signal (EINTR); again")
 			continue
 		}

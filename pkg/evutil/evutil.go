@@ -169,9 +169,11 @@ func MakeNonblocking(fd int) error {
 // A signal that arrives while a system call waits can make it fail with
 // EINTR before it did anything. Go installs its signal handlers with
 // SA_RESTART, which makes the kernel resume most calls itself, but not all
-// (select, poll and epoll_wait never resume, see signal(7)), and Go's own
-// runtime sends signals to its threads (SIGURG, for preemption). Retrying is
-// safe for read, write and accept, which did nothing when they report EINTR.
+// (select, poll and epoll_wait never resume, see signal(7)). A signal can
+// come at any time: SIGWINCH from a terminal, SIGPROF from a profiler, or
+// SIGURG, which Go's runtime sends to preempt a thread running Go code (one
+// blocked in a system call rarely gets it). Retrying is safe for read,
+// write and accept, which did nothing when they report EINTR.
 // It is wrong for close (the descriptor is gone whatever close reports, and
 // may already be another file's) and for connect (an interrupted connect
 // goes on in the background and a second call fails with EALREADY).
