@@ -278,3 +278,129 @@ func TestTutorialShowsEveryPicture(t *testing.T) {
 		assert.True(t, shown["tests/"+svg], "TUTORIAL.md does not show tests/%s", svg)
 	}
 }
+
+// tutorialParts splits TUTORIAL.md at its first "## Appendix" heading:
+// Part I, the walkthrough a class does, and Part II, the appendices.
+func tutorialParts(t *testing.T) (partI, partII string) {
+	text, err := os.ReadFile("../TUTORIAL.md")
+	require.NoError(t, err)
+	i := strings.Index(string(text), "\n## Appendix")
+	require.GreaterOrEqual(t, i, 0, "TUTORIAL.md has no heading \"## Appendix ...\"")
+	return string(text[:i+1]), string(text[i+1:])
+}
+
+// sections returns the "## " sections of a Markdown text: heading -> body.
+func sections(text string) (headings []string, body map[string]string) {
+	body = map[string]string{}
+	var cur string
+	for _, line := range strings.Split(text, "\n") {
+		if h, ok := strings.CutPrefix(line, "## "); ok {
+			cur = h
+			headings = append(headings, h)
+			continue
+		}
+		if cur != "" {
+			body[cur] += line + "\n"
+		}
+	}
+	return headings, body
+}
+
+// anchor is GitHub's link target for a heading.
+func anchor(heading string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(heading) {
+		switch {
+		case r == ' ':
+			b.WriteRune('-')
+		case r == '-' || r == '_' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r > 127:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// TestTutorialPartI holds the walkthrough to what a class can finish: at
+// most 8,000 words before the appendices, a table of contents that links
+// every section, and for each rung of the ladder (01 to 06 and the two
+// Bad Examples) its Try it, its Exercises and What you learned; a page
+// for teachers at its end; the appendices after it.
+func TestTutorialPartI(t *testing.T) {
+	partI, partII := tutorialParts(t)
+	words := len(strings.Fields(partI))
+	assert.LessOrEqual(t, words, 8000, "Part I (up to the first \"## Appendix\") has %d words", words)
+	t.Logf("Part I: %d words", words)
+
+	headings, body := sections(partI)
+	appendices, _ := sections(partII)
+	var rungs []string
+	for _, h := range headings {
+		if h[0] >= '0' && h[0] <= '9' || strings.HasPrefix(h, "Bad Example") {
+			rungs = append(rungs, h)
+		}
+	}
+	assert.Len(t, rungs, 8, "the rungs: 01 to 06 and the two Bad Examples; found %q", rungs)
+	for _, h := range rungs {
+		for _, sub := range []string{"### Try it", "### Exercises", "### What you learned"} {
+			assert.Contains(t, body[h], "\n"+sub+"\n", "%q has no %q", h, sub)
+		}
+		assert.Contains(t, body[h], "\n#### ", "%q: its exercises, one #### heading each", h)
+	}
+	require.NotEmpty(t, headings)
+	assert.Equal(t, "For teachers", headings[len(headings)-1], "Part I ends with the page for teachers")
+	for _, want := range []string{"A", "B", "C", "D", "E", "F"} {
+		found := false
+		for _, h := range appendices {
+			found = found || strings.HasPrefix(h, "Appendix "+want+":")
+		}
+		assert.True(t, found, "no \"## Appendix %s: ...\"", want)
+	}
+	// The contents: a link to every section, before the first of them.
+	first := strings.Index(partI, "\n## ")
+	require.GreaterOrEqual(t, first, 0)
+	contents := partI[:first]
+	if len(headings) > 0 && strings.EqualFold(headings[0], "Contents") {
+		contents = body[headings[0]]
+		headings = headings[1:]
+	}
+	for _, h := range append(headings, appendices...) {
+		assert.Contains(t, contents, "(#"+anchor(h)+")", "the contents do not link %q", h)
+	}
+}
+
+// TestTutorialExercises: every exercise in the walkthrough names its patch
+// in tests/exercises (which TestExercises proves the suite catches), every
+// patch there is an exercise, and each has its answer in an appendix.
+func TestTutorialExercises(t *testing.T) {
+	partI, partII := tutorialParts(t)
+	patches, err := filepath.Glob("exercises/*.patch")
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(patches), 12, "at least 12 exercises")
+	named := regexp.MustCompile(`tests/exercises/([a-z0-9-]+)\.patch`)
+	inPartI := map[string]bool{}
+	for _, m := range named.FindAllStringSubmatch(partI, -1) {
+		inPartI[m[1]] = true
+		assert.FileExists(t, filepath.Join("exercises", m[1]+".patch"), "TUTORIAL.md names it")
+	}
+	for _, p := range patches {
+		name := strings.TrimSuffix(filepath.Base(p), ".patch")
+		assert.True(t, inPartI[name], "exercise %s is not in the walkthrough", name)
+		assert.Contains(t, partII, name, "exercise %s has no answer in the appendices", name)
+	}
+}
+
+// TestTutorialCommandsWork checks the forms a student found broken: pgrep
+// -f matches go run as well as the program (use bin/NAME.pid, which make
+// run writes); and the book's buffer_used = 1 sends no wrong byte.
+func TestTutorialCommandsWork(t *testing.T) {
+	text, err := os.ReadFile("../TUTORIAL.md")
+	require.NoError(t, err)
+	for i, line := range strings.Split(string(text), "\n") {
+		if strings.Contains(line, "pgrep -f") {
+			t.Errorf("TUTORIAL.md line %d: pgrep -f: %s", i+1, line)
+		}
+		if strings.Contains(strings.ToLower(line), "stray byte") {
+			t.Errorf("TUTORIAL.md line %d: a stray byte: %s", i+1, line)
+		}
+	}
+}
