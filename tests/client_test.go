@@ -173,6 +173,38 @@ func checkResponse(c *check) {
 	p.request(c)
 	assert.Equal(c, notFound, string(r.Stdout))
 	clean(c, "a 404", r)
+
+	// A small response in three writes, each sent once the client has read
+	// the one before: however large its buffer, a client that takes its
+	// first recv for the whole response gets only the status line.
+	pieces := []string{"HTTP/1.0 200 OK\r\n", "Content-Type: text/plain\r\n\r\n", "sent in three writes\n"}
+	p = serveHTTP(c, "127.0.0.1:0", replyInPieces(c, pieces...))
+	r = c.built.Run(c.T, 10*time.Second, "-host", "127.0.0.1", "-port", p.port)
+	p.request(c)
+	assert.Equal(c, strings.Join(pieces, ""), string(r.Stdout), "a response that arrives in three pieces")
+	clean(c, "a response in three pieces", r)
+}
+
+// replyInPieces answers with each piece in a write of its own, and writes
+// the next only once the client has read the one before, so that each
+// piece reaches the client in a recv of its own.
+func replyInPieces(c *check, pieces ...string) func(*net.TCPConn, []byte) {
+	return func(conn *net.TCPConn, _ []byte) {
+		for i, piece := range pieces {
+			if _, err := conn.Write([]byte(piece)); err != nil || i == len(pieces)-1 {
+				return // the client has gone, or everything is sent
+			}
+			waitSent(c, conn)
+			// ConnQueues takes conn for a client's: its "server" is the
+			// client under test here, and ServerUnread what it has not read.
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+				if q, err := stagetest.ConnQueues(conn); err != nil || q.ServerUnread == 0 {
+					break // read, or the connection is gone
+				}
+				time.Sleep(time.Millisecond) // Polls a condition; orders nothing.
+			}
+		}
+	}
 }
 
 func checkLookupFailure(c *check) {

@@ -712,7 +712,10 @@ func checkConcurrency(c *check) {
 // take while the other client's line waited. A fair server takes a turn
 // of at most one read (16 KiB) from the flooder before it comes back, and
 // the kernel's socket buffers let the flooder run at most a few megabytes
-// ahead of what the server has taken.
+// ahead of what the server has taken. Those buffers can also hide a server
+// stuck on the flooder, so the check also counts, more exactly, what the
+// server read while the other client's line sat unread in its socket
+// (whileUnread).
 func checkFairness(c *check) {
 	s := c.start()
 	other := c.open(s)
@@ -782,6 +785,7 @@ func checkFairness(c *check) {
 		wait time.Duration
 		took int64
 	}
+	var worstRead int64 // the most the server read while a line sat unread in its socket
 	phase := time.Now()
 	for i := 0; i < 100 || sent.Load() < floodSize && time.Since(phase) < 5*time.Second; i++ {
 		before := sent.Load()
@@ -789,10 +793,20 @@ func checkFairness(c *check) {
 		if !other.send([]byte(fmt.Sprintf("beside the flood %d\n", i))) {
 			return
 		}
+		unread := int64(-1) // what the server had read when the line was seen waiting in its socket
 		for {
-			err := other.tryAwait(len(other.sent), 50*time.Millisecond)
+			err := other.tryAwait(len(other.sent), 2*time.Millisecond)
 			if err == nil {
 				break
+			}
+			if err == errWait {
+				read := whileUnread(s, other, &unread)
+				worstRead = max(worstRead, read)
+				if read > fairRead {
+					c.Errorf("held up: the other client's line has sat unread in the server's socket while the server read %s from the flooder, and sits on; a fair server comes back after one read",
+						mib(read))
+					return
+				}
 			}
 			took := sent.Load() - before
 			switch {
@@ -821,6 +835,7 @@ func checkFairness(c *check) {
 		quantile(alone, 0.5), quantile(alone, 0.95), mib(sent.Load()), mib(answered.Load()),
 		quantile(beside, 0.5), quantile(beside, 0.95), quantile(beside, 1))
 	c.figure("the most the flooder sent while one line waited: %s, in %v", mib(worst.took), worst.wait.Round(100*time.Microsecond))
+	c.figure("the most the server read while one line sat unread in its socket: %s", mib(worstRead))
 	if worst.took > holdUp {
 		c.Errorf("held up: the other client's line waited %v while the flooder sent %s; a fair server comes back after one read",
 			worst.wait.Round(time.Millisecond), mib(worst.took))
@@ -829,6 +844,48 @@ func checkFairness(c *check) {
 		c.Errorf("beside the flood, 5%% of the other client's lines waited over %v (the contract: 100 ms)", p95.Round(time.Millisecond))
 	}
 }
+
+// whileUnread returns how much the server has read while the line just
+// sent by other has sat in the server's socket, unread; 0 until that has
+// been seen once, and *unread holds what the server had read by then (-1
+// before). The flooder may run megabytes ahead of the server into the
+// sockets' buffers (up to tcp_rmem's 32 MiB and tcp_wmem's 4 MiB), and a
+// server stuck on it can look fair by what it was sent, so this counts
+// what the server itself read (rchar, in /proc/PID/io) between two moments
+// when the other client's line waited in its socket all along. A fair
+// server reads the flooder once or twice, and then the line.
+func whileUnread(s *stagetest.Server, other *stream, unread *int64) int64 {
+	if *unread < 0 {
+		// Seen waiting first, then the count: it counts no read made
+		// before the line arrived.
+		if q, err := stagetest.ConnQueues(other.conn); err == nil && q.ServerUnread > 0 {
+			if n, err := s.BytesRead(); err == nil {
+				*unread = n
+			}
+		}
+		return 0
+	}
+	// The count first, then the line seen still waiting: every read
+	// counted was made while it waited.
+	n, err := s.BytesRead()
+	if err != nil {
+		return 0
+	}
+	if q, err := stagetest.ConnQueues(other.conn); err != nil || q.ServerUnread == 0 {
+		return 0
+	}
+	return n - *unread
+}
+
+// fairRead is the most a server may read while another client's line
+// waits, unread, in its socket. A turn of a loop reads each client once,
+// 16 KiB at most (03, 04, 05): they read nothing more. A server of
+// processes (02) or goroutines (06) leaves the line to a scheduler, which
+// wakes its reader within milliseconds: 06 has read up to 2.4 MiB on a
+// busy machine of two cores. A server that reads the flooder until EAGAIN
+// reads some 300 MiB a second, and holds a line for tens of milliseconds
+// to seconds.
+const fairRead = 8 << 20
 
 // holdUp is the most a flooder may send while another client's line waits:
 // what the kernel's socket buffers hold between the two (a few MiB each

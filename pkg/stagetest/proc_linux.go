@@ -158,6 +158,35 @@ func kibField(path, name string) int64 {
 	return 0
 }
 
+// BytesRead returns how many bytes the server's processes have read with
+// read(2) and readv(2) so far, sockets included: the rchar of each
+// /proc/PID/io, summed over the process group. A check that knows a
+// client's bytes wait unread tells from it how much the server read from
+// the others meanwhile. (recv(2) and recvmsg(2) are not counted.)
+func (s *Server) BytesRead() (int64, error) {
+	ms, err := members(s.Pid)
+	if err != nil {
+		return 0, err
+	}
+	var total int64
+	for _, m := range ms {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", m.pid))
+		if err != nil {
+			continue // gone since members
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if rest, ok := strings.CutPrefix(line, "rchar:"); ok {
+				n, err := strconv.ParseInt(strings.TrimSpace(rest), 10, 64)
+				if err != nil {
+					return 0, fmt.Errorf("/proc/%d/io: %q", m.pid, line)
+				}
+				total += n
+			}
+		}
+	}
+	return total, nil
+}
+
 // Pids returns the pids of the server's process group, the server first.
 func (s *Server) Pids() ([]int, error) {
 	ms, err := members(s.Pid)

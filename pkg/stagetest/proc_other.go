@@ -16,6 +16,9 @@ var errNoProc = errors.New("stagetest: process measurements need Linux's /proc")
 // Usage measures the server's process group; it needs Linux's /proc.
 func (s *Server) Usage() (Usage, error) { return Usage{}, errNoProc }
 
+// BytesRead returns what the server's processes have read; it needs /proc.
+func (s *Server) BytesRead() (int64, error) { return 0, errNoProc }
+
 // Pids returns the pids of the server's process group; it needs /proc.
 func (s *Server) Pids() ([]int, error) { return nil, errNoProc }
 
