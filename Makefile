@@ -27,7 +27,8 @@ conformance:
 # repository or, with STAGES=DIR, from a copy of it (yours, a student's, or
 # one with an exercise's patch applied). STAGE=03 is 03-select-server (on
 # every backend, for 04 and 05); STAGE=03/busy-poll the program beside it;
-# anything else, a regexp the stage's name must begin with:
+# anything else, the beginning of the stage's name, as the matrix shows it
+# (a regexp; its parentheses are taken literally):
 #   make check STAGE=03 PROPERTY=fairness
 #   make check STAGE=02/blocking-loop PROPERTY=concurrency STAGES=~/my-copy
 #   make check STAGE='04-reactor-server (epoll)' PROPERTY=idle-cpu
@@ -37,7 +38,7 @@ check:
 	@stage='$(STAGE)'; case "$$stage" in \
 	  [0-9][0-9]) stage="^$$stage-[a-z-]+( \(|$$)";; \
 	  [0-9][0-9]/*) stage="^$${stage%%/*}-[a-z-]+/$${stage#*/}$$";; \
-	  *) stage="^$$stage";; \
+	  *) stage="^$$(printf '%s' "$$stage" | sed 's/[()]/\\&/g')";; \
 	esac; \
 	cd tests && $(GO) test -count=1 -timeout 20m -run '^TestConformance$$' \
 		-stage "$$stage" -property '$(PROPERTY)' $(if $(STAGES),-stages '$(abspath $(STAGES))')

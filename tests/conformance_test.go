@@ -352,14 +352,25 @@ func (m *matrix) print(w *os.File) {
 			continue
 		}
 		fmt.Fprintf(w, "\nConformance matrix, %s (rows: stages; columns: properties of CONTRACT.md)\n\n", table.title)
-		header := []string{"stage"}
+		// The columns of the properties that ran: make check's one
+		// property is a table of one column.
+		var cols []property
 		for _, p := range table.props {
+			for _, st := range rows {
+				if _, ok := m.cells[[2]string{st.id(), p.name}]; ok {
+					cols = append(cols, p)
+					break
+				}
+			}
+		}
+		header := []string{"stage"}
+		for _, p := range cols {
 			header = append(header, p.name)
 		}
 		grid := [][]string{header}
 		for _, st := range rows {
 			row := []string{st.id()}
-			for _, p := range table.props {
+			for _, p := range cols {
 				cell, ok := m.cells[[2]string{st.id(), p.name}]
 				if !ok {
 					cell = "-"
