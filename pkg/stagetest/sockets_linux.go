@@ -2,14 +2,19 @@ package stagetest
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // A tcpSocket is one line of /proc/net/tcp or /proc/net/tcp6: a TCP
@@ -117,6 +122,12 @@ func (s *Server) AcceptQueue() (int, error) {
 // reading, the server's answers fill the client's receive buffer, then the
 // server's send buffer: a server whose ServerUnsent stays above zero has
 // found its socket full.
+//
+// It asks the kernel for the two sockets of the connection by their
+// addresses (sock_diag(7)), which costs the same however many sockets the
+// machine has; /proc/net/tcp lists them all, thousands after a test of
+// many clients, and a check that polls it slows what it measures. Where
+// sock_diag is refused, it reads /proc/net/tcp.
 func ConnQueues(conn net.Conn) (Queues, error) {
 	local, err1 := netip.ParseAddrPort(conn.LocalAddr().String())
 	remote, err2 := netip.ParseAddrPort(conn.RemoteAddr().String())
@@ -125,27 +136,124 @@ func ConnQueues(conn net.Conn) (Queues, error) {
 	}
 	local = netip.AddrPortFrom(local.Addr().Unmap(), local.Port())
 	remote = netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port())
+	var q Queues
+	client, cerr := diagSocket(local, remote)
+	server, serr := diagSocket(remote, local)
+	switch {
+	case cerr == nil && serr == nil:
+		if client.state != tcpEstablished || server.state != tcpEstablished {
+			return q, fmt.Errorf("the connection %v to %v is not established at both ends", local, remote)
+		}
+		q.ClientUnread = client.rxQueue
+		q.ServerUnsent, q.ServerUnread = server.txQueue, server.rxQueue
+		return q, nil
+	case errors.Is(cerr, unix.ENOENT) || errors.Is(serr, unix.ENOENT):
+		return q, fmt.Errorf("the connection %v to %v is not established at both ends", local, remote)
+	}
 	socks, err := tcpSockets()
 	if err != nil {
 		return Queues{}, err
 	}
-	var q Queues
-	client, server := false, false
+	found, foundServer := false, false
 	for _, sk := range socks {
 		if sk.state != tcpEstablished {
 			continue
 		}
 		switch {
 		case sk.local == local && sk.remote == remote:
-			q.ClientUnread, client = sk.rxQueue, true
+			q.ClientUnread, found = sk.rxQueue, true
 		case sk.local == remote && sk.remote == local:
-			q.ServerUnsent, q.ServerUnread, server = sk.txQueue, sk.rxQueue, true
+			q.ServerUnsent, q.ServerUnread, foundServer = sk.txQueue, sk.rxQueue, true
 		}
 	}
-	if !client || !server {
+	if !found || !foundServer {
 		return q, fmt.Errorf("the connection %v to %v is not established at both ends", local, remote)
 	}
 	return q, nil
+}
+
+// inetDiagSockID, inetDiagReqV2 and inetDiagMsg are the kernel's struct
+// inet_diag_sockid, inet_diag_req_v2 and inet_diag_msg
+// (include/uapi/linux/inet_diag.h); x/sys has no copy of them.
+type inetDiagSockID struct {
+	Sport, Dport [2]byte // big-endian
+	Src, Dst     [16]byte
+	If           uint32
+	Cookie       [2]uint32
+}
+
+type inetDiagReqV2 struct {
+	Family, Protocol, Ext, Pad uint8
+	States                     uint32
+	ID                         inetDiagSockID
+}
+
+type inetDiagMsg struct {
+	Family, State, Timer, Retrans uint8
+	ID                            inetDiagSockID
+	Expires, Rqueue, Wqueue       uint32
+	UID, Inode                    uint32
+}
+
+// diagSocket asks the kernel (sock_diag, NETLINK_SOCK_DIAG) for the one TCP
+// socket whose own address is local and whose peer is remote: its state
+// and queues, as /proc/net/tcp would show them. ENOENT: no such socket.
+func diagSocket(local, remote netip.AddrPort) (tcpSocket, error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
+	if err != nil {
+		return tcpSocket{}, err
+	}
+	defer unix.Close(fd)
+	req := inetDiagReqV2{Family: unix.AF_INET, Protocol: unix.IPPROTO_TCP, States: ^uint32(0)}
+	if local.Addr().Is6() {
+		req.Family = unix.AF_INET6
+	}
+	binary.BigEndian.PutUint16(req.ID.Sport[:], local.Port())
+	binary.BigEndian.PutUint16(req.ID.Dport[:], remote.Port())
+	la, ra := local.Addr().AsSlice(), remote.Addr().AsSlice()
+	copy(req.ID.Src[:], la)
+	copy(req.ID.Dst[:], ra)
+	req.ID.Cookie = [2]uint32{^uint32(0), ^uint32(0)} // INET_DIAG_NOCOOKIE: find it by its addresses
+
+	var msg bytes.Buffer
+	hdr := unix.NlMsghdr{
+		Len:   uint32(unix.SizeofNlMsghdr + binary.Size(req)),
+		Type:  unix.SOCK_DIAG_BY_FAMILY,
+		Flags: unix.NLM_F_REQUEST, // one socket, not a dump of them all
+		Seq:   1,
+	}
+	binary.Write(&msg, binary.NativeEndian, hdr)
+	binary.Write(&msg, binary.NativeEndian, req)
+	if err := unix.Sendto(fd, msg.Bytes(), 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return tcpSocket{}, err
+	}
+	buf := make([]byte, 4096)
+	n, _, err := unix.Recvfrom(fd, buf, 0)
+	if err != nil {
+		return tcpSocket{}, err
+	}
+	msgs, err := syscall.ParseNetlinkMessage(buf[:n])
+	if err != nil || len(msgs) == 0 {
+		return tcpSocket{}, fmt.Errorf("sock_diag: %d bytes that are no netlink message", n)
+	}
+	m := msgs[0]
+	switch m.Header.Type {
+	case unix.NLMSG_ERROR:
+		if len(m.Data) >= 4 {
+			if errno := int32(binary.NativeEndian.Uint32(m.Data)); errno < 0 {
+				return tcpSocket{}, fmt.Errorf("sock_diag: %w", unix.Errno(-errno))
+			}
+		}
+		return tcpSocket{}, fmt.Errorf("sock_diag: an error without its number")
+	case unix.SOCK_DIAG_BY_FAMILY:
+		var dm inetDiagMsg
+		if err := binary.Read(bytes.NewReader(m.Data), binary.NativeEndian, &dm); err != nil {
+			return tcpSocket{}, fmt.Errorf("sock_diag: %w", err)
+		}
+		return tcpSocket{local: local, remote: remote, state: int(dm.State),
+			txQueue: int(dm.Wqueue), rxQueue: int(dm.Rqueue), inode: strconv.FormatUint(uint64(dm.Inode), 10)}, nil
+	}
+	return tcpSocket{}, fmt.Errorf("sock_diag: a message of type %d", m.Header.Type)
 }
 
 // listeningInodes adds to inodes the inode of every socket that listens on

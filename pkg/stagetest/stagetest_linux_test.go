@@ -3,6 +3,7 @@ package stagetest
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -270,13 +271,25 @@ func TestQueues(t *testing.T) {
 	_, err := c.Write(make([]byte, 1000))
 	require.NoError(t, err)
 	var q Queues
-	for deadline := time.Now().Add(10 * time.Second); q.ServerUnsent == 0 || q.ServerUnread < 1000; {
+	for deadline := time.Now().Add(10 * time.Second); q.ServerUnsent == 0 || q.ServerUnread < 1000 || q.ClientUnread == 0; {
 		q, err = ConnQueues(c)
 		require.NoError(t, err)
 		require.True(t, time.Now().Before(deadline), "the hoarder's socket never filled: %+v", q)
 	}
 	assert.Equal(t, 1000, q.ServerUnread, "what the client sent, unread")
 	assert.Positive(t, q.ClientUnread, "what the server sent, unread by the client")
+	// The kernel answered by sock_diag, and agrees with /proc/net/tcp.
+	local, remote := netip.MustParseAddrPort(c.LocalAddr().String()), netip.MustParseAddrPort(c.RemoteAddr().String())
+	server, err := diagSocket(remote, local)
+	require.NoError(t, err, "sock_diag")
+	socks, err := tcpSockets()
+	require.NoError(t, err)
+	for _, sk := range socks {
+		if sk.local == remote && sk.remote == local {
+			assert.Equal(t, sk.rxQueue, server.rxQueue, "Recv-Q, by sock_diag and in /proc/net/tcp")
+			assert.Equal(t, sk.inode, server.inode, "the same socket")
+		}
+	}
 
 	for range 2 {
 		d := s.Dial(t)
