@@ -244,8 +244,8 @@ func checkStop(c *check, sig syscall.Signal) {
 // and then while it answers a burst: SIGURG, which Go's runtime also sends
 // itself to preempt goroutines, and SIGWINCH, which a terminal sends when
 // its window is resized. A signal that lands on a thread blocked in
-// select, poll or epoll_wait ends the call with EINTR, which never
-// restarts (signal(7)): the server must wait again, not stop.
+// select, poll, epoll_wait or io_uring_enter ends the call with EINTR,
+// which never restarts (signal(7)): the server must wait again, not stop.
 func checkStraySignals(c *check) {
 	const rounds = 10
 	s := c.start()

@@ -50,6 +50,7 @@ var stages = []stage{
 	{dir: "05-bufferevent-server", name: "05-bufferevent-server (poll)", env: []string{"EVENT_NOEPOLL=1"}, reactor: true},
 	{dir: "05-bufferevent-server", name: "05-bufferevent-server (select)", env: []string{"EVENT_NOEPOLL=1", "EVENT_NOPOLL=1"}, reactor: true, fdSetSize: true},
 	{dir: "06-goroutine-server", clients: 10000},
+	{dir: "07-completion-server", clients: 10000},
 }
 
 // libeventStage is the benchmarks' reference, the book's last server on the

@@ -94,12 +94,13 @@ func (s *Server) SignalThreads(ctx context.Context, sig syscall.Signal) (SignalR
 // ioWaits names the system calls in which a server waits for IO, by
 // number; signals_linux_amd64.go adds the older calls amd64 still has.
 var ioWaits = map[int]string{
-	unix.SYS_PSELECT6:    "pselect6",
-	unix.SYS_PPOLL:       "ppoll",
-	unix.SYS_EPOLL_PWAIT: "epoll_pwait",
-	unix.SYS_ACCEPT4:     "accept4",
-	unix.SYS_READ:        "read",
-	unix.SYS_RECVFROM:    "recvfrom",
+	unix.SYS_PSELECT6:       "pselect6",
+	unix.SYS_PPOLL:          "ppoll",
+	unix.SYS_EPOLL_PWAIT:    "epoll_pwait",
+	unix.SYS_ACCEPT4:        "accept4",
+	unix.SYS_READ:           "read",
+	unix.SYS_RECVFROM:       "recvfrom",
+	unix.SYS_IO_URING_ENTER: "io_uring_enter", // 07's wait for completions
 }
 
 // ioWait returns the name of the call in ioWaits in which the thread tid

@@ -9,12 +9,14 @@ import (
 	"os"
 	"strings"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// Available returns nil if this process can make a ring, or an error that
-// says in one line why not, for a server to print before it exits 1:
+// Available returns nil if this process can make a ring that does all the
+// package offers, or an error that says in one line why not, for a server
+// to print before it exits 1:
 //
 //	io_uring: io_uring_setup: operation not permitted (forbidden by a seccomp filter, as a container's default profile does)
 func Available() error {
@@ -22,7 +24,28 @@ func Available() error {
 	if err != nil {
 		return err
 	}
-	return r.Close()
+	r.Close()
+	// Multishot recv came in Linux 6.0, and no feature bit says so: an
+	// older kernel would fail each recv with EINVAL, client after client.
+	// IORING_SETUP_SINGLE_ISSUER came in the same release, and setup
+	// refuses a flag it does not know.
+	return probe(setupSubmitAll | setupSingleIssuer)
+}
+
+const setupSingleIssuer = 1 << 12 // IORING_SETUP_SINGLE_ISSUER (Linux 6.0)
+
+// probe makes a ring of one SQE with setup flags, and closes it; EINVAL
+// means that the kernel does not know one of them, so is older than 6.0.
+func probe(flags uint32) error {
+	p := params{flags: flags}
+	fd, _, errno := unix.Syscall(unix.SYS_IO_URING_SETUP, 1, uintptr(unsafe.Pointer(&p)), 0)
+	switch errno {
+	case 0:
+		return unix.Close(int(fd))
+	case unix.EINVAL:
+		return fmt.Errorf("io_uring: %w (this kernel is older than 6.0, which multishot recv needs)", os.NewSyscallError("io_uring_setup", errno))
+	}
+	return explain(errno)
 }
 
 // explain wraps io_uring_setup's errno with its likely cause.

@@ -49,8 +49,8 @@
 //	                                io_uring_queue_init's error)
 //
 // It needs Linux 6.0 (multishot recv); Available says why a kernel or a
-// sandbox refuses io_uring altogether. Elsewhere, every call fails with
-// "io_uring: Linux only" (uring_other.go).
+// sandbox refuses io_uring altogether, or why this kernel is too old.
+// Elsewhere, every call fails with "io_uring: Linux only" (uring_other.go).
 //
 // A Ring and its buffer rings belong to one goroutine at a time, like an
 // event.Base. That goroutine may move between threads: see the choice of

@@ -37,6 +37,7 @@ const (
 	opAccept      = 13 // IORING_OP_ACCEPT
 	opAsyncCancel = 14 // IORING_OP_ASYNC_CANCEL
 	opClose       = 19 // IORING_OP_CLOSE
+	opRead        = 22 // IORING_OP_READ
 	opSend        = 26 // IORING_OP_SEND
 	opRecv        = 27 // IORING_OP_RECV
 	opShutdown    = 34 // IORING_OP_SHUTDOWN
@@ -75,10 +76,42 @@ func (sqe *SQE) PrepNop() {
 // posts a CQE whose res is its new descriptor, with IORING_CQE_F_MORE while
 // more will come. The peer's address is not asked for: getpeername(2) has
 // it.
+//
+// NOTE: the kernel reads the process's limit on descriptors
+// (RLIMIT_NOFILE) once, when it takes the SQE (io_uring/net.c,
+// io_accept_prep): the accept goes on with that limit, past a lower one
+// set since (prlimit(1)). PrepAccept's SQEs each read it afresh.
 func (sqe *SQE) PrepMultishotAccept(fd int, flags int) {
 	sqe.prep(opAccept, fd, 0, 0, 0)
 	sqe.opFlags = uint32(flags)
 	sqe.ioprio |= acceptMultishot
+}
+
+// PrepAccept makes sqe accept one connection on the listening socket fd,
+// with accept4(2)'s flags (io_uring_prep_accept(3), the peer's address not
+// asked for). Its CQE's res is the new descriptor, or -EMFILE when the
+// descriptors have run out, the client then staying queued.
+func (sqe *SQE) PrepAccept(fd int, flags int) {
+	sqe.prep(opAccept, fd, 0, 0, 0)
+	sqe.opFlags = uint32(flags)
+}
+
+// PrepRead makes sqe read up to len(p) bytes from fd into p, as read(2)
+// does, at the file's position if it has one (io_uring_prep_read(3) with
+// offset -1). The CQE's res is the count read, 0 at end of file.
+//
+// NOTE: the kernel writes into p when the data comes, at the address it
+// was given. The caller must keep p, and leave it untouched, until the CQE
+// comes; and p must be on the heap, which Go never moves: a buffer that
+// does not outlive its function may be on the goroutine's stack, which Go
+// moves when it grows (make p a package's variable, or a field of a struct
+// on the heap).
+func (sqe *SQE) PrepRead(fd int, p []byte) {
+	var addr uintptr
+	if len(p) > 0 {
+		addr = uintptr(unsafe.Pointer(&p[0]))
+	}
+	sqe.prep(opRead, fd, addr, uint32(len(p)), ^uint64(0)) // offset -1: the file's own
 }
 
 // PrepRecvMultishot makes sqe receive on socket fd, again and again, each
@@ -104,7 +137,8 @@ func (sqe *SQE) PrepRecvMultishot(fd int, group uint16) {
 // kernel retries until all of p is sent).
 //
 // NOTE: the kernel reads p while the send is in flight. The caller must
-// keep p, and leave it untouched, until the CQE comes.
+// keep p, and leave it untouched, until the CQE comes; and p must be on the
+// heap, as PrepRead says.
 func (sqe *SQE) PrepSend(fd int, p []byte, flags int) {
 	var addr uintptr
 	if len(p) > 0 {

@@ -211,6 +211,15 @@ func TestAvailable(t *testing.T) {
 	require.NoError(t, Available())
 }
 
+// TestProbe: a setup flag the kernel does not know makes probe say the
+// kernel is too old (1<<31 stands for the flags an old kernel lacks).
+func TestProbe(t *testing.T) {
+	require.NoError(t, probe(setupSubmitAll|setupSingleIssuer))
+	err := probe(setupSubmitAll | 1<<31)
+	assert.True(t, errors.Is(err, unix.EINVAL))
+	assert.EqualError(t, err, "io_uring: io_uring_setup: invalid argument (this kernel is older than 6.0, which multishot recv needs)")
+}
+
 func TestExplain(t *testing.T) {
 	for errno, cause := range map[unix.Errno]string{
 		unix.ENOSYS: "no io_uring",
@@ -291,6 +300,97 @@ func TestMultishotAccept(t *testing.T) {
 	assert.Equal(t, unix.ECANCELED, cqes[1].Err())
 	assert.False(t, cqes[1].More(), "a cancelled accept posts no more")
 	assert.Equal(t, int32(0), cqes[2].Res)
+}
+
+// TestAcceptLimit: the kernel reads the limit on descriptors when it takes
+// an accept's SQE. A multishot accept taken before the limit came down
+// accepts past it; a new accept fails with EMFILE, the client staying
+// queued, and once the limit is back, the next accept takes that client.
+func TestAcceptLimit(t *testing.T) {
+	r := newRing(t, 8)
+	ln, addr := listen(t)
+	defer unix.Close(ln)
+	sa, domain, err := evutil.ParseSockaddrPort(addr)
+	require.NoError(t, err)
+	// The clients' sockets, made while there is room for them.
+	var clients [2]int
+	for i := range clients {
+		clients[i], err = unix.Socket(domain, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		require.NoError(t, err)
+		defer unix.Close(clients[i])
+	}
+	prep(t, r, 1, func(sqe *SQE) { sqe.PrepMultishotAccept(ln, unix.SOCK_CLOEXEC) })
+	submit(t, r)
+
+	// The limit comes down to the lowest free descriptor: not one more.
+	free, err := unix.Dup(0)
+	require.NoError(t, err)
+	unix.Close(free)
+	var was unix.Rlimit
+	require.NoError(t, unix.Getrlimit(unix.RLIMIT_NOFILE, &was))
+	require.NoError(t, unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: uint64(free), Max: was.Max}))
+	restored := false
+	restore := func() {
+		if !restored {
+			require.NoError(t, unix.Setrlimit(unix.RLIMIT_NOFILE, &was))
+			restored = true
+		}
+	}
+	defer restore()
+
+	require.NoError(t, unix.Connect(clients[0], sa))
+	c := reap(t, r, 1)[0]
+	require.NoError(t, c.Err(), "the multishot accept has the limit of its start")
+	assert.GreaterOrEqual(t, int(c.Res), free, "a descriptor past the limit")
+	unix.Close(int(c.Res))
+
+	prep(t, r, 2, func(sqe *SQE) { sqe.PrepCancel(1) })
+	prep(t, r, 3, func(sqe *SQE) { sqe.PrepAccept(ln, unix.SOCK_CLOEXEC) })
+	submit(t, r)
+	require.NoError(t, unix.Connect(clients[1], sa))
+	cqes := byData(reap(t, r, 3))
+	assert.Equal(t, unix.ECANCELED, cqes[1].Err())
+	assert.Equal(t, unix.EMFILE, cqes[3].Err(), "a new accept has the limit of now")
+
+	restore()
+	prep(t, r, 4, func(sqe *SQE) { sqe.PrepAccept(ln, unix.SOCK_CLOEXEC) })
+	submit(t, r)
+	c = reap(t, r, 1)[0]
+	require.NoError(t, c.Err(), "the client waited in the queue")
+	peer, err := unix.Getpeername(int(c.Res))
+	require.NoError(t, err)
+	local, err := unix.Getsockname(clients[1])
+	require.NoError(t, err)
+	assert.Equal(t, evutil.SockaddrString(local), evutil.SockaddrString(peer))
+	unix.Close(int(c.Res))
+}
+
+// readBuf is TestRead's buffer, on the heap: see PrepRead.
+var readBuf [16]byte
+
+// TestRead: a read of a pipe waits until something is written, then
+// completes with it, as read(2) would.
+func TestRead(t *testing.T) {
+	var p [2]int
+	require.NoError(t, unix.Pipe2(p[:], unix.O_CLOEXEC))
+	defer unix.Close(p[0])
+	defer unix.Close(p[1])
+	r := newRing(t, 8)
+	buf := readBuf[:]
+	prep(t, r, 1, func(sqe *SQE) { sqe.PrepRead(p[0], buf) })
+	submit(t, r)
+	_, err := r.SubmitAndWaitTimeout(1, 20*time.Millisecond)
+	assert.Equal(t, unix.ETIME, err, "nothing to read yet: the read waits")
+	_, err = unix.Write(p[1], []byte("signal"))
+	require.NoError(t, err)
+	c := reap(t, r, 1)[0]
+	require.NoError(t, c.Err())
+	assert.Equal(t, "signal", string(buf[:c.Res]))
+
+	unix.Close(p[1])
+	prep(t, r, 2, func(sqe *SQE) { sqe.PrepRead(p[0], buf) })
+	submit(t, r)
+	assert.Equal(t, int32(0), reap(t, r, 1)[0].Res, "end of file")
 }
 
 // TestRecvMultishot: one SQE receives message after message, each into a

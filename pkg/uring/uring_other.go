@@ -67,6 +67,12 @@ func (sqe *SQE) PrepNop() {}
 // PrepMultishotAccept does nothing.
 func (sqe *SQE) PrepMultishotAccept(fd int, flags int) {}
 
+// PrepAccept does nothing.
+func (sqe *SQE) PrepAccept(fd int, flags int) {}
+
+// PrepRead does nothing.
+func (sqe *SQE) PrepRead(fd int, p []byte) {}
+
 // PrepRecvMultishot does nothing.
 func (sqe *SQE) PrepRecvMultishot(fd int, group uint16) {}
 
