@@ -321,17 +321,27 @@ func anchor(heading string) string {
 }
 
 // TestTutorialPartI holds the walkthrough to what a class can finish: at
-// most 8,000 words before the appendices, a table of contents that links
-// every section, and for each rung of the ladder (01 to 06 and the two
-// Bad Examples) its Try it, its Exercises and What you learned; a page
-// for teachers at its end; the appendices after it.
+// most 8,000 words before the appendices (9,000 once it has 07's section,
+// which alone stays within 1,000), a table of contents that links every
+// section, and for each rung of the ladder (01 to 07 and the two Bad
+// Examples) its Try it, its Exercises and What you learned; a page for
+// teachers at its end; the appendices after it.
 func TestTutorialPartI(t *testing.T) {
 	partI, partII := tutorialParts(t)
+	headings, body := sections(partI)
+	limit := 8000
+	for _, h := range headings {
+		if strings.HasPrefix(h, "07") {
+			limit = 9000
+			words := len(strings.Fields("## " + h + "\n" + body[h]))
+			assert.LessOrEqual(t, words, 1000, "the section %q has %d words", h, words)
+			t.Logf("%s: %d words", h, words)
+		}
+	}
 	words := len(strings.Fields(partI))
-	assert.LessOrEqual(t, words, 8000, "Part I (up to the first \"## Appendix\") has %d words", words)
+	assert.LessOrEqual(t, words, limit, "Part I (up to the first \"## Appendix\") has %d words", words)
 	t.Logf("Part I: %d words", words)
 
-	headings, body := sections(partI)
 	appendices, _ := sections(partII)
 	var rungs []string
 	for _, h := range headings {
@@ -339,7 +349,7 @@ func TestTutorialPartI(t *testing.T) {
 			rungs = append(rungs, h)
 		}
 	}
-	assert.Len(t, rungs, 8, "the rungs: 01 to 06 and the two Bad Examples; found %q", rungs)
+	assert.Len(t, rungs, 9, "the rungs: 01 to 07 and the two Bad Examples; found %q", rungs)
 	for _, h := range rungs {
 		for _, sub := range []string{"### Try it", "### Exercises", "### What you learned"} {
 			assert.Contains(t, body[h], "\n"+sub+"\n", "%q has no %q", h, sub)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"strings"
 )
 
@@ -28,6 +29,7 @@ var (
 	selectTrace   = rules(selectRule, acceptRule, eofRule, readRule, writeRule, closeRule)
 	reactorTrace  = rules(readyRule, watchRule, callbackRule, acceptRule, eofRule, readRule, writeRule, closeRule)
 	bufferTrace   = rules(append(bufferRules, readyRule, acceptRule, closeRule)...)
+	completeTrace = rules(append(completionRules, closeRule)...)
 )
 
 var scenarios = []scenario{
@@ -194,6 +196,23 @@ var scenarios = []scenario{
 			r.straced(fmt.Sprintf(`^close\(%s\) = 0`, r.fdOf("B")), 1)
 		},
 	},
+	{
+		name:  "07-completion-server",
+		stage: "07-completion-server",
+		title: "07: submit, then complete: the kernel receives and sends\nfor the program, and each completion says what it did\n(recorded from its -trace)",
+		lesson: []string{
+			`^server: submit recv \(multishot\) on fd \d+ \(A\)`,
+			`^A -> server: Hello\\n`,
+			`^server: complete recv fd \d+ \(A\): 6 bytes in buffer \d+ \(more: true\)`,
+			`^server: submit send fd \d+ \(A\): 6 bytes`,
+			`^server: enter: submit [1-9]\d*, wait for 1`,
+			`^server -> A: Uryyb\\n`,
+			`^server: complete send fd \d+ \(A\): 6$`,
+			`^server: enter: submit 0, wait for 1`,
+		},
+		translate: completeTrace,
+		play:      submittedRound,
+	},
 }
 
 // exchange sends a line as client name, and waits for its answer.
@@ -203,13 +222,14 @@ func (r *run) exchange(name, to, line string) {
 }
 
 // answered waits for the trace of the write that answers client name's
-// oldest unanswered line, and for the client to receive it.
+// oldest unanswered line (in 07, its send's completion), and for the
+// client to receive it.
 func (r *run) answered(name string) {
 	cl := r.clients[name]
 	line, _, _ := strings.Cut(cl.sent.String(), "\n")
 	want := r.answerOf(line + "\n")
 	for r.answers[name] == r.claimed[name] {
-		r.until(`^(\[child \d+\] )?(write \d+ to fd|fd \d+: wrote)`)
+		r.until(`^(\[child \d+\] )?(write \d+ to fd|fd \d+: wrote|complete send fd \d+: \d+$)`)
 	}
 	r.claimed[name]++
 	r.expect(name, want)
@@ -342,4 +362,32 @@ func roundThenFlood(r *run, addr string) {
 	r.drained("A", block, wrote, `watch for Read, was (0|Write)`)
 	r.hangUpAll("server")
 	r.endBurst()
+}
+
+// submittedRound is 07's scenario: 04's round without the freeze, a step
+// at a time, so that each submission, wait and completion is drawn where
+// it happened: A and B connect, and each sends a line and is answered.
+// After each step, it waits until the server waits again in
+// io_uring_enter, so that what the server submitted is drawn before the
+// clients' next step.
+func submittedRound(r *run, addr string) {
+	r.lifeline("A", "B", "server")
+	// The first submissions (the signals' pipe read, the first accept)
+	// come before the "listening on" line, which start waits for without
+	// drawing: they happened before any client, and are drawn first.
+	for _, line := range r.seen {
+		r.translate(r, line)
+	}
+	r.until(`^enter: `)
+	for _, name := range []string{"A", "B"} {
+		r.connect(name, addr, false)
+		port := r.clients[name].conn.LocalAddr().(*net.TCPAddr).Port
+		r.until(fmt.Sprintf(`^complete accept: fd \d+ from .*:%d$`, port))
+		r.until(`^enter: `)
+	}
+	for _, sent := range []struct{ name, line string }{{"A", "Hello\n"}, {"B", "Hi\n"}} {
+		r.exchange(sent.name, "server", sent.line)
+		r.until(`^enter: `)
+	}
+	r.hangUpAll("server")
 }

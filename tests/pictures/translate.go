@@ -255,3 +255,50 @@ func thousands(s string) string {
 	}
 	return b.String()
 }
+
+// 07 narrates io_uring: what it submits, each wait in io_uring_enter, and
+// what completes. The kernel does the reads and the writes; a completion
+// says what it did. The arrow of an answer is drawn at its send's
+// completion, by which the kernel has put its bytes in the client's
+// socket: the submission only queues the SQE, which goes to the kernel at
+// the next enter.
+var completionRules = []rule{
+	on(`^enter: (submit \d+, wait for \d+)$`, func(r *run, proc string, m []string) {
+		r.add(proc, "", "enter: %s", m[1])
+	}),
+	on(`^submit read on fd (\d+) \(signals\)$`, func(r *run, proc string, m []string) {
+		r.add(proc, "", "submit read on fd %s (signals)", m[1])
+	}),
+	on(`^submit accept on fd (\d+)$`, func(r *run, proc string, m []string) {
+		r.add(proc, "", "submit accept on fd %s (listener)", m[1])
+	}),
+	on(`^complete accept: fd (\d+) from .*:(\d+)$`, func(r *run, proc string, m []string) {
+		name := r.accepted(proc, m[1], m[2])
+		r.add(proc, "", "complete accept: fd %s is %s", m[1], name)
+	}),
+	on(`^submit recv \(multishot\) on fd (\d+)$`, func(r *run, proc string, m []string) {
+		r.add(proc, "", "submit recv (multishot) on fd %s (%s)", m[1], r.clientOf(proc, m[1]))
+	}),
+	on(`^submit send fd (\d+): (\d+) bytes$`, func(r *run, proc string, m []string) {
+		r.add(proc, "", "submit send fd %s (%s): %s bytes", m[1], r.clientOf(proc, m[1]), m[2])
+	}),
+	on(`^complete send fd (\d+): (\d+)$`, func(r *run, proc string, m []string) {
+		name := r.clientOf(proc, m[1])
+		n, _ := strconv.Atoi(m[2])
+		r.add(proc, name, "%s", r.answer(name, n))
+		r.add(proc, "", "complete send fd %s (%s): %s", m[1], name, m[2])
+	}),
+	// The rest: a recv's completion (bytes, the end of the stream, no
+	// buffer left, cancelled, an error), a send's error, a cancel, the
+	// accept's pause: a note each, its fd named after its client.
+	on(`^((?:submit|complete) [\w ]+?:? fd (\d+))(.*)$`, func(r *run, proc string, m []string) {
+		if r.serves(proc, m[2]) {
+			r.add(proc, "", "%s (%s)%s", m[1], r.clientOf(proc, m[2]), m[3])
+		} else {
+			r.add(proc, "", "%s", m[0])
+		}
+	}),
+	on(`^(submit|complete) .*$`, func(r *run, proc string, m []string) {
+		r.add(proc, "", "%s", m[0])
+	}),
+}
