@@ -18,6 +18,11 @@ type stage struct {
 	// unless set.
 	clients int
 
+	// completion marks a server on io_uring (07, and 05 with
+	// EVENT_IOURING): where the kernel refuses io_uring, its rows are
+	// skipped, with the reason, but for the rule that it says so.
+	completion bool
+
 	// fdSetSize marks a server built on select(2): it serves descriptors
 	// below FD_SETSIZE and closes the others at once (03).
 	fdSetSize bool
@@ -49,8 +54,9 @@ var stages = []stage{
 	{dir: "05-bufferevent-server", name: "05-bufferevent-server (epoll)", reactor: true, clients: 10000},
 	{dir: "05-bufferevent-server", name: "05-bufferevent-server (poll)", env: []string{"EVENT_NOEPOLL=1"}, reactor: true},
 	{dir: "05-bufferevent-server", name: "05-bufferevent-server (select)", env: []string{"EVENT_NOEPOLL=1", "EVENT_NOPOLL=1"}, reactor: true, fdSetSize: true},
+	{dir: "05-bufferevent-server", name: "05-bufferevent-server (io_uring)", env: []string{"EVENT_IOURING=1"}, reactor: true, completion: true, clients: 10000},
 	{dir: "06-goroutine-server", clients: 10000},
-	{dir: "07-completion-server", clients: 10000},
+	{dir: "07-completion-server", completion: true, clients: 10000},
 }
 
 // libeventStage is the benchmarks' reference, the book's last server on the

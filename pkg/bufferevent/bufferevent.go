@@ -95,6 +95,7 @@ type Bufferevent struct {
 	readcb, writecb func(*Bufferevent)
 	eventcb         func(*Bufferevent, What)
 	trace           *log.Logger
+	cio             *completion // on an io_uring base: what the kernel is doing for us (completion.go)
 
 	enabled                      event.Events
 	readLow, readHigh, writeLow  int
@@ -128,6 +129,15 @@ func NewSocket(base *event.Base, fd int, opts Options) *Bufferevent {
 // setFd gives the Bufferevent its socket, and the events that watch it.
 func (bev *Bufferevent) setFd(fd int) {
 	bev.fd = fd
+	if u := bev.base.Uring(); u != nil {
+		// Unlike libevent, whose IOCP bufferevents are asked for with
+		// BEV_OPT_..., a different constructor: on an io_uring base, every
+		// socket Bufferevent is one, so that 05 runs on it unchanged.
+		if bev.cio == nil {
+			bev.cio = newCompletion(bev, u)
+		}
+		return
+	}
 	bev.readEv = event.New(bev.base, fd, event.Read|event.Persist, bev.handleRead)
 	bev.writeEv = event.New(bev.base, fd, event.Write|event.Persist, bev.handleWrite)
 }
@@ -163,7 +173,7 @@ func (bev *Bufferevent) Enable(what event.Events) error {
 		return nil // Connect starts what is enabled, once it has a socket
 	}
 	if what&event.Read != 0 && bev.paused == 0 {
-		if err := bev.readEv.Add(bev.readTimeout); err != nil {
+		if err := bev.startReading(); err != nil {
 			return err
 		}
 	}
@@ -173,11 +183,28 @@ func (bev *Bufferevent) Enable(what event.Events) error {
 	return nil
 }
 
+// startReading watches the socket for data, with the read timeout; on
+// io_uring, it asks the kernel to receive.
+func (bev *Bufferevent) startReading() error {
+	if bev.cio != nil {
+		return bev.cio.startReading()
+	}
+	return bev.readEv.Add(bev.readTimeout)
+}
+
+// stopReading stops that: the read event, or the kernel's receive.
+func (bev *Bufferevent) stopReading() {
+	if bev.cio != nil {
+		bev.cio.stopReading()
+	}
+	bev.readEv.Del()
+}
+
 // Disable stops reading, writing or both (bufferevent_disable).
 func (bev *Bufferevent) Disable(what event.Events) {
 	bev.enabled &^= what
 	if what&event.Read != 0 {
-		bev.readEv.Del()
+		bev.stopReading()
 	}
 	if what&event.Write != 0 && !bev.connecting {
 		bev.writeEv.Del()
@@ -216,6 +243,10 @@ func (bev *Bufferevent) SetWatermark(what event.Events, low, high int) {
 // has paused reading, is caught by the write timeout.
 func (bev *Bufferevent) SetTimeouts(read, write time.Duration) error {
 	bev.readTimeout, bev.writeTimeout = read, write
+	if bev.cio != nil {
+		bev.cio.restartTimeouts()
+		return nil
+	}
 	if what, _ := bev.readEv.Pending(event.Read); what != 0 {
 		bev.readEv.Del()
 		if err := bev.readEv.Add(read); err != nil {
@@ -261,6 +292,9 @@ func (bev *Bufferevent) Free() {
 		return
 	}
 	bev.freed = true
+	if bev.cio != nil {
+		bev.cio.free()
+	}
 	bev.readEv.Free()
 	bev.writeEv.Free()
 	bev.input.SetCallback(nil)
@@ -289,8 +323,9 @@ func (bev *Bufferevent) Connect(sa unix.Sockaddr) error {
 			return os.NewSyscallError("fcntl", err)
 		}
 		bev.setFd(fd)
-		// Reading enabled before there was a socket starts now.
-		if bev.enabled&event.Read != 0 && bev.paused == 0 {
+		// Reading enabled before there was a socket starts now (on
+		// io_uring, once connected: see handleWrite).
+		if bev.enabled&event.Read != 0 && bev.paused == 0 && bev.cio == nil {
 			if err := bev.readEv.Add(bev.readTimeout); err != nil {
 				return err
 			}
@@ -302,6 +337,9 @@ func (bev *Bufferevent) Connect(sa unix.Sockaddr) error {
 		bev.writeEv.Active(event.Write) // connected at once; say so in the next round
 	case unix.EINPROGRESS, unix.EINTR:
 		// The handshake goes on; the socket turns writable when it ends.
+		if bev.cio != nil {
+			return bev.cio.awaitConnect()
+		}
 		if err := bev.writeEv.Add(bev.writeTimeout); err != nil {
 			return err
 		}
@@ -344,6 +382,14 @@ func (bev *Bufferevent) handleRead(fd int, what event.Events) {
 	// epoll_ctl calls, on every full read).
 	bev.inRead = true
 	n, err := bev.input.ReadFrom(fd, limit)
+	bev.afterRead("read", n, err)
+}
+
+// afterRead is what follows a read of n bytes into the input (or one on
+// io_uring, a recv, call naming which), err saying why it read none: the
+// end of the stream, an error, or the read callback. inRead is on.
+func (bev *Bufferevent) afterRead(call string, n int, err error) {
+	fd := bev.fd
 	if err != nil || n == 0 {
 		bev.inRead = false
 	}
@@ -351,18 +397,18 @@ func (bev *Bufferevent) handleRead(fd int, what event.Events) {
 	case err == unix.EAGAIN:
 		return
 	case err != nil:
-		bev.err = os.NewSyscallError("read", err)
+		bev.err = os.NewSyscallError(call, err)
 		bev.Disable(event.Read)
 		bev.event(Reading | Error)
 		return
 	case n == 0:
 		bev.Disable(event.Read)
-		bev.trace.Printf("fd %d: read 0: end of stream", fd)
+		bev.trace.Printf("fd %d: %s 0: end of stream", fd, call)
 		bev.event(Reading | EOF)
 		return
 	}
 	if bev.base.Tracing() {
-		bev.trace.Printf("fd %d: read %d into input (%d)", fd, n, bev.input.Len())
+		bev.trace.Printf("fd %d: %s %d into input (%d)", fd, call, n, bev.input.Len())
 	}
 	if bev.input.Len() >= bev.readLow && bev.readcb != nil {
 		before := bev.input.Len()
@@ -401,7 +447,7 @@ func (bev *Bufferevent) lineStalled(before int) bool {
 // handleWrite runs when the socket is writable again, when a connect
 // ends, when output added outside the read callback is due, or when the
 // write timeout passed.
-func (bev *Bufferevent) handleWrite(fd int, what event.Events) {
+func (bev *Bufferevent) handleWrite(_ int, what event.Events) {
 	if what == event.Timeout {
 		bev.Disable(event.Write)
 		bev.event(Writing | Timeout)
@@ -410,7 +456,7 @@ func (bev *Bufferevent) handleWrite(fd int, what event.Events) {
 	if bev.connecting {
 		bev.connecting = false
 		bev.writeEv.Del()
-		soerr, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+		soerr, err := unix.GetsockoptInt(bev.fd, unix.SOL_SOCKET, unix.SO_ERROR)
 		if err == nil && soerr != 0 {
 			err = unix.Errno(soerr)
 		}
@@ -423,6 +469,13 @@ func (bev *Bufferevent) handleWrite(fd int, what event.Events) {
 		if bev.freed {
 			return
 		}
+		if bev.cio != nil && bev.enabled&event.Read != 0 && bev.paused == 0 {
+			if err := bev.cio.startReading(); err != nil {
+				bev.err = err
+				bev.event(Reading | Error)
+				return
+			}
+		}
 	}
 	bev.flush()
 }
@@ -432,6 +485,10 @@ func (bev *Bufferevent) handleWrite(fd int, what event.Events) {
 // pending only while the socket is full.
 func (bev *Bufferevent) flush() {
 	if bev.enabled&event.Write == 0 || bev.connecting {
+		return
+	}
+	if bev.cio != nil {
+		bev.cio.send() // the kernel writes; sent hears how much
 		return
 	}
 	wrote := 0
@@ -459,6 +516,11 @@ func (bev *Bufferevent) flush() {
 			bev.trace.Printf("fd %d: wrote %d (output %d)", bev.fd, n, bev.output.Len())
 		}
 	}
+	bev.drained(wrote)
+}
+
+// drained follows writes that emptied the output, wrote bytes of it.
+func (bev *Bufferevent) drained(wrote int) {
 	bev.writeEv.Del()
 	if bev.closeWhenFlushed {
 		bev.Free()
@@ -477,7 +539,11 @@ func (bev *Bufferevent) flush() {
 // reading.
 func (bev *Bufferevent) outputChanged(c evbuffer.Change) {
 	if c.Added > 0 && !bev.inRead && bev.enabled&event.Write != 0 && !bev.connecting {
-		bev.writeEv.Active(event.Write)
+		if bev.cio != nil {
+			bev.cio.send() // to the kernel at the next wait, with everything else
+		} else {
+			bev.writeEv.Active(event.Write)
+		}
 	}
 	bev.checkOutput()
 }
@@ -514,10 +580,10 @@ func (bev *Bufferevent) pause(reason int, on bool, buf string, n int) {
 	}
 	if bev.paused != 0 {
 		bev.trace.Printf("fd %d: %s %d at its watermark: reading paused", bev.fd, buf, n)
-		bev.readEv.Del()
+		bev.stopReading()
 	} else {
 		bev.trace.Printf("fd %d: %s %d below its watermark: reading resumed", bev.fd, buf, n)
-		if err := bev.readEv.Add(bev.readTimeout); err != nil {
+		if err := bev.startReading(); err != nil {
 			bev.err = fmt.Errorf("resume reading: %w", err)
 			bev.event(Reading | Error)
 		}

@@ -13,6 +13,7 @@ import (
 	"tinyasync/pkg/evbuffer"
 	"tinyasync/pkg/event"
 	"tinyasync/pkg/evutil"
+	"tinyasync/pkg/uring"
 )
 
 // The tests follow libevent's regress_bufferevent.c, on every backend.
@@ -29,6 +30,9 @@ func forEachMethod(t *testing.T, test func(t *testing.T, base *event.Base)) {
 				}
 			}
 			base, err := event.NewBaseWithConfig(cfg)
+			if name == "io_uring" && uring.Available() != nil {
+				t.Skip(uring.Available()) // a sandbox or an older kernel: the reason, in one line
+			}
 			require.NoError(t, err)
 			defer base.Free()
 			test(t, base)
@@ -101,6 +105,18 @@ func TestEchoWritesFromTheReadCallback(t *testing.T) {
 		unix.Write(peer, []byte("hello\n"))
 		require.NoError(t, base.Loop(event.Once))
 		assert.Equal(t, 1, reads)
+		if base.Uring() != nil {
+			// Completion: the send is handed to the kernel in the same
+			// round, and the output keeps its bytes until it says it has
+			// sent them, in the next.
+			assert.True(t, bev.cio.sending, "a send submitted in the same round as the read")
+			assert.Equal(t, 6, bev.Output().Len(), "the bytes stay in the output while the kernel sends them")
+			require.NoError(t, base.Loop(event.Once))
+			assert.False(t, bev.cio.sending)
+			assert.Zero(t, bev.Output().Len(), "drained once sent")
+			assert.Equal(t, "hello\n", readAll(peer), "sent by the next round")
+			return
+		}
 		assert.Equal(t, "hello\n", readAll(peer), "written in the same round as it was read")
 		what, _ := bev.writeEv.Pending(event.Write)
 		assert.Zero(t, what, "the write event is not pending: the socket took everything")
@@ -412,7 +428,12 @@ func TestWriteCallbackOnlyAfterWriting(t *testing.T) {
 		reply = true
 		unix.Write(peer, []byte("answer this"))
 		require.NoError(t, base.Loop(event.Once))
+		if base.Uring() != nil {
+			assert.Zero(t, writes, "submitted, not yet sent: no write callback")
+			require.NoError(t, base.Loop(event.Once)) // the send's completion
+		}
 		assert.Equal(t, 1, writes)
+		assert.Equal(t, "ok", readAll(peer))
 	})
 }
 

@@ -295,6 +295,19 @@ func (b *Buffer) Peek(n int) [][]byte {
 	return vecs
 }
 
+// Front returns the bytes of the first chunk, without copying or draining
+// them: what one send can take in one piece (nil if the buffer is empty).
+// Unlike Peek, it allocates nothing. They stay valid until the buffer is
+// drained past them; adding to the buffer leaves them be.
+func (b *Buffer) Front() []byte {
+	for _, c := range b.chunks {
+		if d := c.data(); len(d) > 0 {
+			return d
+		}
+	}
+	return nil
+}
+
 // Pullup makes the first n bytes of the buffer (all of them, if n < 0)
 // contiguous in its first chunk and returns them (evbuffer_pullup); nil
 // if the buffer holds fewer than n.

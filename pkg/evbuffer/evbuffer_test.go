@@ -318,3 +318,21 @@ func TestChunkSizes(t *testing.T) {
 	big := newChunk(maxChunk + 1)
 	assert.Len(t, big.buf, maxChunk+1, "beyond maxChunk, exactly as asked")
 }
+
+// TestFront: the first chunk's bytes, in place; adding leaves them be, as
+// a send in flight needs; draining past them moves on to the next.
+func TestFront(t *testing.T) {
+	var empty Buffer
+	assert.Nil(t, empty.Front())
+	b := chunked([]byte("abcdefghij"), 3, 3, 4)
+	front := b.Front()
+	assert.Equal(t, "abc", string(front))
+	b.Add([]byte("klm"))
+	assert.Equal(t, "abc", string(front), "adding leaves the first chunk's bytes be")
+	assert.Same(t, &front[0], &b.Front()[0], "not a copy")
+	b.Drain(2)
+	assert.Equal(t, "c", string(b.Front()))
+	b.Drain(1)
+	assert.Equal(t, "def", string(b.Front()))
+	check(t, b)
+}

@@ -8,7 +8,7 @@ import (
 )
 
 // A backend is one of the kernel's readiness interfaces (epoll, kqueue,
-// poll, select) behind the few calls the Base needs: libevent's struct
+// poll, select; io_uring's polls) behind the few calls the Base needs: libevent's struct
 // eventop (event-internal.h), as Go.
 //
 // The contract every backend keeps:
@@ -92,7 +92,19 @@ func (c *Config) IgnoreEnv() {
 // configuration and the environment allow and that this system can start.
 // As in libevent, EVENT_NOEPOLL, EVENT_NOKQUEUE, EVENT_NOPOLL and
 // EVENT_NOSELECT, set to anything but the empty string, rule one out.
+//
+// EVENT_IOURING, set so, asks for io_uring, as a libevent program asks
+// for IOCP: the base uses it, or NewBase fails and says why (an older
+// kernel, io_uring_disabled, a container's seccomp profile). A server
+// told to use it should not quietly fall back to epoll.
 func pickBackend(c *Config) (backend, error) {
+	if !c.ignoreEnv && os.Getenv("EVENT_IOURING") != "" && !c.avoid["io_uring"] {
+		be, err := newUring()
+		if err != nil {
+			return nil, fmt.Errorf("event: EVENT_IOURING is set, but %w", err)
+		}
+		return be, nil
+	}
 	var tried []string
 	for _, m := range methods {
 		if c.avoid[m.name] {

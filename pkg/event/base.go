@@ -164,15 +164,19 @@ func (b *Base) Loop(flags LoopFlags) error {
 	b.brk.Store(false)
 	b.scheduleExits()
 
+	u := b.Uring()
 	for {
 		if b.gotExit || b.brk.Load() {
+			if u != nil {
+				return u.quiesce()
+			}
 			return nil
 		}
-		if b.user == 0 && b.nactive == 0 {
+		if b.user == 0 && b.nactive == 0 && (u == nil || !u.busy()) {
 			return nil // nothing left to wait for
 		}
 		timeout := time.Duration(-1)
-		if b.nactive > 0 || flags&NonBlock != 0 {
+		if b.nactive > 0 || flags&NonBlock != 0 || (u != nil && len(u.done) > 0) {
 			timeout = 0
 		} else if ev := b.timers.first(); ev != nil {
 			timeout = time.Duration(max(0, ev.at-now()))
@@ -193,13 +197,22 @@ func (b *Base) Loop(flags LoopFlags) error {
 			b.trace.Printf("%s: %d ready", b.be.name(), n)
 		}
 		b.expireTimers(now())
+		ran := 0
+		if u != nil {
+			// Completions first: they came with the readiness, and a
+			// Completer's own timers (a bufferevent's timeouts) should
+			// find them handled, as data wins over a timeout on epoll.
+			ran = b.complete(u)
+		}
 		if b.nactive > 0 {
-			// As in libevent, Once ends the loop after a round that ran
-			// callbacks and left none due.
-			if ran := b.runActive(); flags&Once != 0 && ran > 0 && b.nactive == 0 {
-				return nil
-			}
-		} else if flags&NonBlock != 0 {
+			ran += b.runActive()
+		}
+		// As in libevent, Once ends the loop after a round that ran
+		// callbacks and left none due.
+		if flags&Once != 0 && ran > 0 && b.nactive == 0 {
+			return nil
+		}
+		if ran == 0 && flags&NonBlock != 0 {
 			return nil
 		}
 	}

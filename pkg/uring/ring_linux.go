@@ -344,6 +344,35 @@ func (r *Ring) SubmitAndWaitTimeout(n uint32, d time.Duration) (int, error) {
 	return submitted, nil
 }
 
+// Enter is an event loop's wait, in one system call: it submits the SQEs
+// filled since the last submit, then waits at most d (no limit if d is
+// negative) until at least n CQEs are in the CQ ring. It returns nil once
+// the wait has ended, whether n CQEs came or d passed: the kernel says
+// ETIME for the second only when it took no SQE in the same call, so a
+// loop cannot count on hearing it, and need not: it reaps what came and
+// reads its own clock for what is due, as pkg/event's does. A signal that
+// cuts the wait short returns unix.EINTR, unwrapped.
+func (r *Ring) Enter(n uint32, d time.Duration) error {
+	toSubmit := r.flushSQ()
+	if toSubmit == 0 && r.cqReady() >= n {
+		return nil
+	}
+	r.waitArg = getEventsArg{}
+	if d >= 0 {
+		r.waitTS = toTimespec(d)
+		r.waitArg.ts = uint64(uintptr(unsafe.Pointer(&r.waitTS)))
+	}
+	_, err := r.enter(toSubmit, n, enterGetEvents|enterExtArg, unsafe.Pointer(&r.waitArg), unsafe.Sizeof(r.waitArg))
+	switch err {
+	case nil, unix.ETIME:
+		return nil
+	case unix.EINTR:
+		return err
+	default:
+		return fmt.Errorf("io_uring: %w", os.NewSyscallError("io_uring_enter", err))
+	}
+}
+
 // cqReady returns how many CQEs are in the CQ ring.
 func (r *Ring) cqReady() uint32 {
 	return atomic.LoadUint32(r.cqTail) - atomic.LoadUint32(r.cqHead)

@@ -33,6 +33,8 @@ type SQE struct {
 
 const (
 	opNop         = 0  // IORING_OP_NOP
+	opPollAdd     = 6  // IORING_OP_POLL_ADD
+	opPollRemove  = 7  // IORING_OP_POLL_REMOVE
 	opTimeout     = 11 // IORING_OP_TIMEOUT
 	opAccept      = 13 // IORING_OP_ACCEPT
 	opAsyncCancel = 14 // IORING_OP_ASYNC_CANCEL
@@ -129,6 +131,19 @@ func (sqe *SQE) PrepRecvMultishot(fd int, group uint16) {
 	sqe.bufGroup = group
 }
 
+// PrepRecv makes sqe receive once on socket fd, at most n bytes, into a
+// buffer the kernel takes from the buffer ring of group when data has come
+// (io_uring_prep_recv(3) with no buffer, and IOSQE_BUFFER_SELECT). Its
+// CQE's res is the count received, 0 at end of file, or -errno (-ENOBUFS
+// when the buffer ring ran dry); its BufferID is where the bytes are.
+// Unlike PrepRecvMultishot, it takes no more than the caller has room for:
+// what a bufferevent's read high watermark needs.
+func (sqe *SQE) PrepRecv(fd int, group uint16, n int) {
+	sqe.prep(opRecv, fd, 0, uint32(n), 0)
+	sqe.flags |= sqeBufferSelect
+	sqe.bufGroup = group
+}
+
 // PrepSend makes sqe send p on socket fd, with send(2)'s flags
 // (io_uring_prep_send(3)). Pass unix.MSG_NOSIGNAL, as a server should: a
 // send to a peer that is gone then fails with EPIPE rather than raising
@@ -146,6 +161,27 @@ func (sqe *SQE) PrepSend(fd int, p []byte, flags int) {
 	}
 	sqe.prep(opSend, fd, addr, uint32(len(p)), 0)
 	sqe.opFlags = uint32(flags)
+}
+
+// PrepPollAdd makes sqe wait until fd is ready for the poll(2) events in
+// mask (unix.POLLIN, unix.POLLOUT), once (io_uring_prep_poll_add(3)). Its
+// CQE's res is the events that are ready: like poll(2), unix.POLLHUP and
+// unix.POLLERR whether asked for or not. It is readiness, not completion:
+// what pkg/event's io_uring backend watches a listener and a pipe with.
+// Like poll(2) it looks at once, so a descriptor that is ready already
+// completes at once: one-shot polls armed again after each completion are
+// level-triggered.
+func (sqe *SQE) PrepPollAdd(fd int, mask uint32) {
+	sqe.prep(opPollAdd, fd, 0, 0, 0)
+	sqe.opFlags = mask // poll32_events, little-endian as the kernel wants it on the machines Go runs io_uring on
+}
+
+// PrepPollRemove makes sqe remove the poll submitted with user_data
+// userData (io_uring_prep_poll_remove(3)): it completes with -ECANCELED,
+// and the remove's own CQE has res 0, or -ENOENT if it had completed.
+func (sqe *SQE) PrepPollRemove(userData uint64) {
+	sqe.prep(opPollRemove, -1, 0, 0, 0)
+	sqe.addr = userData
 }
 
 // PrepShutdown makes sqe shut down part of socket fd's connection, how

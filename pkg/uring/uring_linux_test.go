@@ -198,6 +198,7 @@ func TestLayout(t *testing.T) {
 		{"io_uring_buf_reg", unsafe.Sizeof(bufReg{}), 40},
 		{"io_uring_getevents_arg", unsafe.Sizeof(getEventsArg{}), 24},
 		{"__kernel_timespec", unsafe.Sizeof(timespec{}), 16},
+		{"io_uring_sync_cancel_reg", unsafe.Sizeof(syncCancelReg{}), 64},
 	} {
 		assert.Equal(t, c.want, c.got, "struct %s", c.name)
 	}
@@ -729,4 +730,135 @@ func TestEINTR(t *testing.T) {
 			t.Error("no signal arrived")
 		}
 	})
+}
+
+// TestPoll: a poll waits for readiness and reports it; armed on a socket
+// that is readable already, it completes at once (level-triggered, armed
+// again); removed, it completes with -ECANCELED.
+func TestPoll(t *testing.T) {
+	forEachPair(t, func(t *testing.T, a, b int) {
+		r := newRing(t, 8)
+		prep(t, r, 1, func(sqe *SQE) { sqe.PrepPollAdd(a, unix.POLLIN) })
+		prep(t, r, 2, func(sqe *SQE) { sqe.PrepPollAdd(a, unix.POLLOUT) })
+		submit(t, r)
+		c := reap(t, r, 1)[0] // writable at once; not readable: nobody has written
+		assert.Equal(t, uint64(2), c.UserData)
+		assert.NotZero(t, c.Res&unix.POLLOUT)
+
+		_, err := unix.Write(b, []byte("x"))
+		require.NoError(t, err)
+		c = reap(t, r, 1)[0]
+		assert.Equal(t, uint64(1), c.UserData)
+		assert.NotZero(t, c.Res&unix.POLLIN)
+
+		// Armed again with the byte unread: at once.
+		prep(t, r, 3, func(sqe *SQE) { sqe.PrepPollAdd(a, unix.POLLIN) })
+		submit(t, r)
+		c = reap(t, r, 1)[0]
+		assert.Equal(t, uint64(3), c.UserData)
+		assert.NotZero(t, c.Res&unix.POLLIN)
+
+		// A poll on what will never come, removed.
+		readN(t, a, 1)
+		prep(t, r, 4, func(sqe *SQE) { sqe.PrepPollAdd(a, unix.POLLIN) })
+		submit(t, r)
+		prep(t, r, 5, func(sqe *SQE) { sqe.PrepPollRemove(4) })
+		submit(t, r)
+		cqes := byData(reap(t, r, 2))
+		assert.Equal(t, unix.ECANCELED, cqes[4].Err())
+		assert.Equal(t, int32(0), cqes[5].Res)
+	})
+}
+
+// TestEnter: the loop's one-call wait submits and waits for a completion;
+// with nothing to submit and nothing coming, it returns after its
+// timeout, with nothing to reap; a zero timeout only looks.
+func TestEnter(t *testing.T) {
+	r := newRing(t, 8)
+	prep(t, r, 1, func(sqe *SQE) { sqe.PrepNop() })
+	require.NoError(t, r.Enter(1, patience))
+	var cqes [2]CQE
+	require.Equal(t, 1, r.ReapCQEs(cqes[:]), "submitted, and waited for")
+	assert.Equal(t, uint64(1), cqes[0].UserData)
+
+	start := time.Now()
+	require.NoError(t, r.Enter(1, 30*time.Millisecond))
+	assert.GreaterOrEqual(t, time.Since(start), 30*time.Millisecond)
+	require.NoError(t, r.Enter(1, 0))
+	assert.Zero(t, r.ReapCQEs(cqes[:]))
+
+	sqe := r.GetSQE()
+	r.PrepTimeout(sqe, 20*time.Millisecond)
+	sqe.SetData(2)
+	require.NoError(t, r.Enter(1, -1), "no limit: until the timeout SQE completes")
+	require.Equal(t, 1, r.ReapCQEs(cqes[:]))
+	assert.Equal(t, unix.ETIME, cqes[0].Err())
+}
+
+// TestRecv: a one-shot recv takes no more than it was asked for, into a
+// provided buffer larger than that, and ends; the rest waits in the socket.
+func TestRecv(t *testing.T) {
+	forEachPair(t, func(t *testing.T, a, b int) {
+		r := newRing(t, 8)
+		br := newBufRing(t, r, 2, 64)
+		_, err := unix.Write(b, []byte("0123456789"))
+		require.NoError(t, err)
+		prep(t, r, 1, func(sqe *SQE) { sqe.PrepRecv(a, br.Group(), 4) })
+		submit(t, r)
+		c := reap(t, r, 1)[0]
+		require.NoError(t, c.Err())
+		assert.False(t, c.More(), "one-shot")
+		id, ok := c.BufferID()
+		require.True(t, ok, "the data is in a provided buffer")
+		assert.Equal(t, "0123", string(br.Bytes(id, int(c.Res))), "at most what was asked for")
+		br.Recycle(id)
+		assert.Equal(t, "456789", string(readN(t, a, 6)), "the rest is still in the socket")
+	})
+}
+
+// TestCancelAll: everything in flight is cancelled, and done, by the time
+// CancelAll returns; the listener a poll held open after its close is
+// closed then, and refuses clients; with nothing in flight it is no error.
+func TestCancelAll(t *testing.T) {
+	r := newRing(t, 8)
+	ln, addr := listen(t)
+	a, b := tcpPair(t)
+	defer unix.Close(a)
+	defer unix.Close(b)
+	br := newBufRing(t, r, 2, 64)
+	prep(t, r, 1, func(sqe *SQE) { sqe.PrepPollAdd(ln, unix.POLLIN) })
+	prep(t, r, 2, func(sqe *SQE) { sqe.PrepRecvMultishot(a, br.Group()) })
+	submit(t, r)
+	unix.Close(ln)
+	_, port, _ := net.SplitHostPort(addr)
+	assert.True(t, listening(t, port), "the poll in flight holds the socket: it still listens after its close")
+
+	require.NoError(t, r.CancelAll())
+	var cqes [4]CQE
+	n := r.ReapCQEs(cqes[:])
+	require.Equal(t, 2, n, "both completed before CancelAll returned: %+v", cqes[:n])
+	for _, c := range cqes[:n] {
+		assert.Equal(t, unix.ECANCELED, c.Err(), "user_data %d", c.UserData)
+	}
+	assert.False(t, listening(t, port), "nothing holds the listener: it is closed")
+	_, err := net.Dial("tcp", addr)
+	assert.ErrorIs(t, err, unix.ECONNREFUSED)
+	require.NoError(t, r.CancelAll(), "nothing in flight")
+}
+
+// listening reports whether a TCP socket listens on port (decimal), from
+// /proc/net/tcp: state 0A is LISTEN.
+func listening(t *testing.T, port string) bool {
+	t.Helper()
+	data, err := os.ReadFile("/proc/net/tcp")
+	require.NoError(t, err)
+	var p int
+	fmt.Sscan(port, &p)
+	for _, line := range strings.Split(string(data), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) > 3 && strings.HasSuffix(f[1], fmt.Sprintf(":%04X", p)) && f[3] == "0A" {
+			return true
+		}
+	}
+	return false
 }

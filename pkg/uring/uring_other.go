@@ -47,6 +47,12 @@ func (r *Ring) SubmitAndWaitTimeout(n uint32, d time.Duration) (int, error) {
 	return 0, errNotLinux
 }
 
+// Enter fails: io_uring is Linux only.
+func (r *Ring) Enter(n uint32, d time.Duration) error { return errNotLinux }
+
+// CancelAll fails: io_uring is Linux only.
+func (r *Ring) CancelAll() error { return errNotLinux }
+
 // ReapCQEs finds nothing.
 func (r *Ring) ReapCQEs(cqes []CQE) int { return 0 }
 
@@ -76,8 +82,17 @@ func (sqe *SQE) PrepRead(fd int, p []byte) {}
 // PrepRecvMultishot does nothing.
 func (sqe *SQE) PrepRecvMultishot(fd int, group uint16) {}
 
+// PrepRecv does nothing.
+func (sqe *SQE) PrepRecv(fd int, group uint16, n int) {}
+
 // PrepSend does nothing.
 func (sqe *SQE) PrepSend(fd int, p []byte, flags int) {}
+
+// PrepPollAdd does nothing.
+func (sqe *SQE) PrepPollAdd(fd int, mask uint32) {}
+
+// PrepPollRemove does nothing.
+func (sqe *SQE) PrepPollRemove(userData uint64) {}
 
 // PrepShutdown does nothing.
 func (sqe *SQE) PrepShutdown(fd int, how int) {}
