@@ -56,7 +56,7 @@ const (
 type Uring struct {
 	ring  *uring.Ring
 	bufs  *uring.BufRing
-	cqes  []uring.CQE        // what one reap takes from the CQ ring
+	cqes  []uring.CQE       // what one reap takes from the CQ ring
 	ready func(int, Events) // the base's, for the polls' CQEs
 
 	// Readiness. polls[fd] is what the base wants to know of fd, and
