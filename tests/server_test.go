@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"tinyasync/pkg/stagetest"
+	"tinyasync/pkg/uring"
 )
 
 // serverProperties are the rules of CONTRACT.md for every server, in the
@@ -51,8 +52,10 @@ var serverProperties = []property{
 	{"one-listener", "only the server process holds the listening socket; children never inherit it", 30 * time.Second, checkOneListener, nil},
 	{"methods", "EVENT_NO* rule a backend out; EVENT_SHOW_METHOD prints `using method NAME`; the most efficient is the default", 30 * time.Second, checkMethods,
 		func(st stage) bool { return st.reactor && len(st.env) == 0 }},
-	{"no-ctl-per-line", "a client's lines change nothing the backend watches: no epoll_ctl per answer (04, 05)", 30 * time.Second, checkNoCtlPerLine,
+	{"no-ctl-per-line", "a client's lines change nothing the backend watches: no epoll_ctl per answer (04, 05); on io_uring, nothing is watched: each line is a recv and a send handed to the kernel", 30 * time.Second, checkNoCtlPerLine,
 		func(st stage) bool { return st.reactor }},
+	{"io-uring-refused", "where io_uring is refused (a seccomp filter, as in a container): one stderr line that says so and why, and exit status 1 (07, 05 with EVENT_IOURING)", 30 * time.Second, checkIOURingRefused,
+		func(st stage) bool { return st.completion }},
 }
 
 // noPanic checks that output carries no Go panic or stack trace.
@@ -1492,9 +1495,18 @@ func checkOneListener(c *check) {
 func checkMethods(c *check) {
 	order := []string{"epoll", "poll", "select"} // Linux's preference list
 	var ruledOut []string
-	for _, want := range order {
+	for _, want := range append(order, "io_uring") {
 		stage := c.built
 		stage.Env = append([]string{"EVENT_SHOW_METHOD=1"}, ruledOut...)
+		if want == "io_uring" {
+			// Asked for, as libevent's IOCP is: first, whatever else is
+			// ruled out or not.
+			if err := uring.Available(); err != nil {
+				c.figure("io_uring not checked: %v", err)
+				break
+			}
+			stage.Env = []string{"EVENT_SHOW_METHOD=1", "EVENT_IOURING=1"}
+		}
 		s, err := stage.StartErr()
 		if !assert.NoError(c, err) {
 			return
@@ -1514,7 +1526,7 @@ func checkMethods(c *check) {
 		s.Kill()
 		ruledOut = append(ruledOut, "EVENT_NO"+strings.ToUpper(want)+"=1")
 	}
-	c.figure("epoll by default, then poll, then select, as EVENT_NO* rule each out")
+	c.figure("epoll by default, then poll, then select, as EVENT_NO* rule each out; io_uring with EVENT_IOURING")
 }
 
 // checkNoCtlPerLine has a client exchange 200 lines with a reactor stage
@@ -1551,10 +1563,30 @@ func checkNoCtlPerLine(c *check) {
 	require.NotEmpty(c, fd, "the trace shows the accept")
 	require.NotEmpty(c, method, "the trace shows the method")
 	var changes []string
+	recvs, sends := 0, 0
 	for _, l := range s.Stderr() {
 		if strings.HasPrefix(l, method+": fd "+fd+": watch for") {
 			changes = append(changes, l)
 		}
+		if rest, ok := strings.CutPrefix(l, "fd "+fd+": submit "); ok {
+			switch strings.Fields(rest)[0] {
+			case "recv":
+				recvs++
+			case "send":
+				sends++
+			}
+		}
+	}
+	if method == "io_uring" {
+		// Completion bufferevents: the client's socket is never watched.
+		// Each line went to the kernel as operations, which the trace
+		// shows: so the check saw them, and the lines were not served in
+		// some other way.
+		assert.Empty(c, changes, "on io_uring the client's socket is never watched")
+		assert.GreaterOrEqual(c, recvs, 200, "a recv submitted for each line")
+		assert.GreaterOrEqual(c, sends, 200, "a send submitted for each answer")
+		c.figure("on io_uring, 200 lines: %d changes of interest for the client; %d recvs and %d sends submitted", len(changes), recvs, sends)
+		return
 	}
 	assert.Equal(c, []string{
 		method + ": fd " + fd + ": watch for Read, was 0",
@@ -1583,4 +1615,24 @@ func rot13Byte(b byte) byte {
 		return 'A' + (b-'A'+13)%26
 	}
 	return b
+}
+
+// checkIOURingRefused runs the stage where io_uring_setup is forbidden, by
+// a seccomp filter as a container's default profile installs
+// (tests/noiouring): it must say so, and why, in one line, and exit 1,
+// without listening.
+func checkIOURingRefused(c *check) {
+	stage := c.built
+	stage.Wrap = []string{stagetest.Build(c.T, "tests/noiouring").Bin}
+	r := stage.Run(c.T, 10*time.Second, "-listen", "127.0.0.1:0")
+	lines := r.StderrLines()
+	assert.Equal(c, 1, r.ExitCode, "exit status; stderr:\n%s", r.Stderr)
+	assert.Empty(c, r.Stdout)
+	noPanic(c, r.Stderr)
+	if assert.Len(c, lines, 1, "exactly one line on stderr") {
+		assert.Contains(c, lines[0], "io_uring", "the line names io_uring")
+		assert.Contains(c, lines[0], "seccomp", "and the reason: a seccomp filter")
+		assert.NotContains(c, lines[0], "listening on")
+		c.figure("under a seccomp filter: %q, exit status %d", lines[0], r.ExitCode)
+	}
 }

@@ -38,6 +38,10 @@ type Stage struct {
 	Bin  string   // the built binary
 	Env  []string // added to the test's own environment, "EVENT_NOEPOLL=1"
 
+	// Wrap, if set, is a command the program runs under, its path and
+	// arguments first: the suite's noiouring, which forbids io_uring.
+	Wrap []string
+
 	// ExtraFiles are inherited by the program as descriptors 3 and up,
 	// without close-on-exec, as a careless shell or CI runner would leave
 	// them.
@@ -260,6 +264,9 @@ func (st Stage) Run(t testing.TB, timeout time.Duration, args ...string) Result 
 
 func (st Stage) command(args []string) *exec.Cmd {
 	cmd := exec.Command(st.Bin, args...)
+	if len(st.Wrap) > 0 {
+		cmd = exec.Command(st.Wrap[0], append(append(st.Wrap[1:len(st.Wrap):len(st.Wrap)], st.Bin), args...)...)
+	}
 	cmd.Env = append(os.Environ(), st.Env...)
 	cmd.ExtraFiles = st.ExtraFiles
 	cmd.SysProcAttr = groupAttr()
