@@ -164,19 +164,15 @@ func (b *Base) Loop(flags LoopFlags) error {
 	b.brk.Store(false)
 	b.scheduleExits()
 
-	u := b.Uring()
 	for {
 		if b.gotExit || b.brk.Load() {
-			if u != nil {
-				return u.quiesce()
-			}
-			return nil
+			return b.letGo() // io_uring's; nothing to do elsewhere (uring.go)
 		}
-		if b.user == 0 && b.nactive == 0 && (u == nil || !u.busy()) {
+		if b.user == 0 && b.nactive == 0 && !b.completing() {
 			return nil // nothing left to wait for
 		}
 		timeout := time.Duration(-1)
-		if b.nactive > 0 || flags&NonBlock != 0 || (u != nil && len(u.done) > 0) {
+		if b.nactive > 0 || b.completed() || flags&NonBlock != 0 {
 			timeout = 0
 		} else if ev := b.timers.first(); ev != nil {
 			timeout = time.Duration(max(0, ev.at-now()))
@@ -197,13 +193,7 @@ func (b *Base) Loop(flags LoopFlags) error {
 			b.trace.Printf("%s: %d ready", b.be.name(), n)
 		}
 		b.expireTimers(now())
-		ran := 0
-		if u != nil {
-			// Completions first: they came with the readiness, and a
-			// Completer's own timers (a bufferevent's timeouts) should
-			// find them handled, as data wins over a timeout on epoll.
-			ran = b.complete(u)
-		}
+		ran := b.complete() // io_uring's completions, first (uring.go)
 		if b.nactive > 0 {
 			ran += b.runActive()
 		}

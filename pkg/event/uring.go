@@ -19,6 +19,7 @@ package event
 
 import (
 	"fmt"
+	"runtime"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -91,13 +92,20 @@ func newUring() (backend, error) {
 	if err := uring.Available(); err != nil {
 		return nil, err
 	}
-	ring, err := uring.New(uringEntries)
+	// The ring is this goroutine's, on this thread, until the base is
+	// freed: the kernel then finishes operations only when the loop waits,
+	// and never interrupts the thread to do so (uring.NewLocked). A base
+	// belongs to one goroutine anyway (package doc).
+	runtime.LockOSThread()
+	ring, err := uring.NewLocked(uringEntries)
 	if err != nil {
+		runtime.UnlockOSThread()
 		return nil, err
 	}
 	bufs, err := ring.RegisterBufRing(0, uringBufs, uringBufSize)
 	if err != nil {
 		ring.Close()
+		runtime.UnlockOSThread()
 		return nil, err
 	}
 	return &Uring{
@@ -231,7 +239,9 @@ func (u *Uring) getSQE(userData uint64) *uring.SQE {
 
 func (u *Uring) close() error {
 	u.bufs.Close()
-	return u.ring.Close()
+	err := u.ring.Close()
+	runtime.UnlockOSThread() // Free is called from the base's goroutine, as everything is
+	return err
 }
 
 // quiesce leaves nothing in the kernel's hands when a loop is ended
@@ -306,16 +316,40 @@ func (u *Uring) Buffers() *uring.BufRing {
 	return u.bufs
 }
 
-// busy reports whether operations are in flight or completed and not yet
-// handed on: the loop goes on while they are.
-func (u *Uring) busy() bool {
-	return u.inflight > 0 || len(u.done) > 0
+// completing reports whether operations are in flight on the base's
+// ring, or completed and not yet handed on: the loop goes on while they
+// are, as while an event is pending.
+func (b *Base) completing() bool {
+	u := b.Uring()
+	return u != nil && (u.inflight > 0 || len(u.done) > 0)
+}
+
+// completed reports whether completions wait to be handed on: the loop
+// then only looks, and does not wait.
+func (b *Base) completed() bool {
+	u := b.Uring()
+	return u != nil && len(u.done) > 0
+}
+
+// letGo is what a loop ended by LoopBreak or LoopExit does last: on
+// io_uring, quiesce.
+func (b *Base) letGo() error {
+	if u := b.Uring(); u != nil {
+		return u.quiesce()
+	}
+	return nil
 }
 
 // complete hands each reaped completion to its Completer, and returns how
-// many it handed on. As with callbacks, LoopBreak stops it; the rest wait
-// for the next loop.
-func (b *Base) complete(u *Uring) (ran int) {
+// many it handed on. They go before the round's callbacks: they came with
+// its readiness, and a Completer's own timers (a bufferevent's timeouts)
+// should find them handled, as data wins over a timeout on epoll. As with
+// callbacks, LoopBreak stops it; the rest wait for the next loop.
+func (b *Base) complete() (ran int) {
+	u := b.Uring()
+	if u == nil {
+		return 0
+	}
 	// By index: a Completer's SQE may reap more into done meanwhile.
 	for ; ran < len(u.done); ran++ {
 		if b.brk.Load() {

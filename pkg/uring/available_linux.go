@@ -27,15 +27,15 @@ func Available() error {
 	r.Close()
 	// Multishot recv came in Linux 6.0, and no feature bit says so: an
 	// older kernel would fail each recv with EINVAL, client after client.
-	// IORING_SETUP_SINGLE_ISSUER came in the same release, and setup
-	// refuses a flag it does not know.
-	return probe(setupSubmitAll | setupSingleIssuer)
+	// IORING_SETUP_DEFER_TASKRUN (NewLocked) came in 6.1, and setup
+	// refuses a flag it does not know: so asking for it tells both.
+	return probe(setupSubmitAll | setupSingleIssuer | setupDeferTaskrun)
 }
 
 const setupSingleIssuer = 1 << 12 // IORING_SETUP_SINGLE_ISSUER (Linux 6.0)
 
 // probe makes a ring of one SQE with setup flags, and closes it; EINVAL
-// means that the kernel does not know one of them, so is older than 6.0.
+// means that the kernel does not know one of them, so is older than 6.1.
 func probe(flags uint32) error {
 	p := params{flags: flags}
 	fd, _, errno := unix.Syscall(unix.SYS_IO_URING_SETUP, 1, uintptr(unsafe.Pointer(&p)), 0)
@@ -43,7 +43,7 @@ func probe(flags uint32) error {
 	case 0:
 		return unix.Close(int(fd))
 	case unix.EINVAL:
-		return fmt.Errorf("io_uring: %w (this kernel is older than 6.0, which multishot recv needs)", os.NewSyscallError("io_uring_setup", errno))
+		return fmt.Errorf("io_uring: %w (this kernel is older than 6.1, which multishot recv and DEFER_TASKRUN need)", os.NewSyscallError("io_uring_setup", errno))
 	}
 	return explain(errno)
 }

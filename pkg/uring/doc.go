@@ -28,6 +28,8 @@
 // Our names and liburing's:
 //
 //	uring.New(entries)              io_uring_queue_init
+//	uring.NewLocked(entries)        io_uring_queue_init, with
+//	                                SINGLE_ISSUER and DEFER_TASKRUN
 //	r.Close()                       io_uring_queue_exit
 //	r.GetSQE()                      io_uring_get_sqe
 //	sqe.SetData(cookie)             io_uring_sqe_set_data64
@@ -48,11 +50,12 @@
 //	uring.Available()               (none: a C program tests
 //	                                io_uring_queue_init's error)
 //
-// It needs Linux 6.0 (multishot recv); Available says why a kernel or a
-// sandbox refuses io_uring altogether, or why this kernel is too old.
+// It needs Linux 6.1 (multishot recv came in 6.0, DEFER_TASKRUN in 6.1);
+// Available says why a kernel or a sandbox refuses io_uring altogether, or
+// why this kernel is too old.
 // Elsewhere, every call fails with "io_uring: Linux only" (uring_other.go).
 //
 // A Ring and its buffer rings belong to one goroutine at a time, like an
-// event.Base. That goroutine may move between threads: see the choice of
-// setup flags in ring_linux.go.
+// event.Base. With New, that goroutine may move between threads; with
+// NewLocked, it must not (see the setup flags in ring_linux.go).
 package uring

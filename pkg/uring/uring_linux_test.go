@@ -215,10 +215,10 @@ func TestAvailable(t *testing.T) {
 // TestProbe: a setup flag the kernel does not know makes probe say the
 // kernel is too old (1<<31 stands for the flags an old kernel lacks).
 func TestProbe(t *testing.T) {
-	require.NoError(t, probe(setupSubmitAll|setupSingleIssuer))
+	require.NoError(t, probe(setupSubmitAll|setupSingleIssuer|setupDeferTaskrun))
 	err := probe(setupSubmitAll | 1<<31)
 	assert.True(t, errors.Is(err, unix.EINVAL))
-	assert.EqualError(t, err, "io_uring: io_uring_setup: invalid argument (this kernel is older than 6.0, which multishot recv needs)")
+	assert.EqualError(t, err, "io_uring: io_uring_setup: invalid argument (this kernel is older than 6.1, which multishot recv and DEFER_TASKRUN need)")
 }
 
 func TestExplain(t *testing.T) {
