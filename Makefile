@@ -123,11 +123,12 @@ cross:
 # bench: every server stage, connection count and load, as TUTORIAL.md's
 # last chapter shows them: results in tests/bench/results.txt (benchstat's
 # format), tables and charts beside them. BENCH_SHORT=1 for a quicker pass.
-# The cells the targets compare (04, 05, 06 and libevent at 1000 and 5000
-# ping-pong connections) run BENCH_REPEAT more times, interleaved, and the
-# tables show medians: a shared machine's noise does not decide them.
+# The cells the targets compare (04, 05, 06, 07, 05 on io_uring and
+# libevent at 1000 and 5000 ping-pong connections) run BENCH_REPEAT more
+# times, interleaved, and the tables show medians: a shared machine's noise
+# does not decide them.
 BENCH_REPEAT ?= 6
-TARGET_CELLS := Stages/stage=(04-reactor-server-epoll|05-bufferevent-server-epoll|06-goroutine-server|libevent-C)$$/conns=(1000|5000)$$/load=pingpong
+TARGET_CELLS := Stages/stage=(04-reactor-server-epoll|05-bufferevent-server-epoll|05-bufferevent-server-io_uring|06-goroutine-server|07-completion-server|libevent-C)$$/conns=(1000|5000)$$/load=pingpong
 bench: bench-setup
 	@mkdir -p tests/bench
 	@if pkg-config --exists libevent 2>/dev/null; then export TINYASYNC_LIBEVENT=1; \

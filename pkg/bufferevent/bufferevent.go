@@ -449,6 +449,9 @@ func (bev *Bufferevent) lineStalled(before int) bool {
 // write timeout passed.
 func (bev *Bufferevent) handleWrite(_ int, what event.Events) {
 	if what == event.Timeout {
+		if bev.cio != nil && !bev.cio.sending && !bev.connecting {
+			return // on io_uring: the output drained meanwhile (completion.send)
+		}
 		bev.Disable(event.Write)
 		bev.event(Writing | Timeout)
 		return
@@ -521,7 +524,9 @@ func (bev *Bufferevent) flush() {
 
 // drained follows writes that emptied the output, wrote bytes of it.
 func (bev *Bufferevent) drained(wrote int) {
-	bev.writeEv.Del()
+	if bev.cio == nil { // on io_uring the write timer stays: see completion.send
+		bev.writeEv.Del()
+	}
 	if bev.closeWhenFlushed {
 		bev.Free()
 		return

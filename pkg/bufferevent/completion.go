@@ -160,9 +160,13 @@ func (c *completion) received(cqe uring.CQE) {
 		err = unix.EAGAIN
 	}
 	if n > 0 && bev.readTimeout > 0 && c.wantRecv() {
-		// Data: the read timeout starts again. Del first: a timeout due in
-		// this same round is already queued, and the data wins, as on epoll.
-		bev.readEv.Del()
+		// Data: the read timeout starts again; while its timer is pending,
+		// that costs nothing (event.timerHeap.set). A timer that came due
+		// in this same round has its callback queued: Del drops it, and
+		// the data wins, as on epoll.
+		if what, _ := bev.readEv.Pending(event.Timeout); what == 0 {
+			bev.readEv.Del()
+		}
 		bev.readEv.Add(bev.readTimeout)
 	}
 	bev.afterRead("recv", n, err)
@@ -173,7 +177,10 @@ func (c *completion) received(cqe uring.CQE) {
 
 // send hands the kernel the output's first chunk, unless a send is in
 // flight: one at a time, so that the bytes go in order. Each send starts
-// the write timeout again: it counts while the kernel cannot send.
+// the write timeout again: it counts while the kernel cannot send. Its
+// timer is not stopped when the output drains, which would cost two
+// moves in the heap of timers per answer: it stays pending, and if it
+// comes due with no send in flight, handleWrite lets it go.
 func (c *completion) send() {
 	bev := c.bev
 	if c.sending || bev.freed || bev.fd < 0 || bev.output.Len() == 0 {

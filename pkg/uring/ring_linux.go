@@ -159,7 +159,7 @@ type Ring struct {
 // finish only when it waits. New leaves them out; NewLocked, for a
 // goroutine locked to its thread, sets them.
 func New(entries uint32) (*Ring, error) {
-	return newRing(entries, setupSubmitAll)
+	return setup(entries, setupSubmitAll)
 }
 
 // NewLocked makes a ring as New does, for a goroutine that has called
@@ -172,10 +172,11 @@ func New(entries uint32) (*Ring, error) {
 // connections on Linux 6.18, a third of the server's CPU per line). Only
 // that thread may use the ring: another gets EEXIST.
 func NewLocked(entries uint32) (*Ring, error) {
-	return newRing(entries, setupSubmitAll|setupSingleIssuer|setupDeferTaskrun)
+	return setup(entries, setupSubmitAll|setupSingleIssuer|setupDeferTaskrun)
 }
 
-func newRing(entries uint32, flags uint32) (*Ring, error) {
+// setup makes a ring with the setup flags given (io_uring_setup(2)).
+func setup(entries uint32, flags uint32) (*Ring, error) {
 	p := params{flags: flags}
 	fd, _, errno := unix.Syscall(unix.SYS_IO_URING_SETUP, uintptr(entries), uintptr(unsafe.Pointer(&p)), 0)
 	if errno != 0 {

@@ -30,6 +30,9 @@ func Available() error { return errNotLinux }
 // New fails: io_uring is Linux only.
 func New(entries uint32) (*Ring, error) { return nil, errNotLinux }
 
+// NewLocked fails: io_uring is Linux only.
+func NewLocked(entries uint32) (*Ring, error) { return nil, errNotLinux }
+
 // Close does nothing.
 func (r *Ring) Close() error { return nil }
 

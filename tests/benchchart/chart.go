@@ -34,7 +34,7 @@ type metric struct {
 // the others are what it is compared with.
 type family struct {
 	title   string
-	prefix  []string // any stage not listed whose name starts with one of these joins the panel too
+	prefix  []string // any stage no family lists whose name starts with one of these joins the panel too
 	members []member
 }
 
@@ -45,7 +45,8 @@ type member struct {
 
 // families are the panels, in the book's order. 06 has a panel of its own,
 // with 04 on epoll beside it: the chapter's point is that Go's netpoller is
-// that same reactor under goroutines, and the targets compare the two.
+// that same reactor under goroutines, and the targets compare the two. 07's
+// sets both completion servers beside their readiness twins.
 var families = []family{
 	{"02: a process per connection", []string{"02-"}, []member{
 		{"02-forking-server", "fork per client"},
@@ -70,6 +71,22 @@ var families = []family{
 		{"06-goroutine-server", "goroutines"},
 		{"04-reactor-server-epoll", "04 on epoll"},
 	}},
+	{"07: completion, on io_uring", []string{"07-"}, []member{
+		{"07-completion-server", "07"},
+		{"05-bufferevent-server-io_uring", "05 on io_uring"},
+		{"04-reactor-server-epoll", "04 on epoll"},
+		{"05-bufferevent-server-epoll", "05 on epoll"},
+	}},
+}
+
+// listed reports whether some family names stage among its members.
+func listed(stage string) bool {
+	for _, f := range families {
+		if f.has(stage) {
+			return true
+		}
+	}
+	return false
 }
 
 // The look of the charts. One colour carries the lesson: the chapter's own
@@ -230,7 +247,7 @@ func panelsOf(cells map[key]cell, stages []string, ns []int, unit string) []pane
 	for _, f := range families {
 		members := slices.Clone(f.members)
 		for _, st := range stages {
-			if !f.has(st) && hasPrefix(st, f.prefix) {
+			if !listed(st) && hasPrefix(st, f.prefix) {
 				members = append(members, member{st, st})
 			}
 		}

@@ -214,18 +214,22 @@ func format(v float64) string {
 	}
 }
 
-// The stages the targets of issue 6 compare, as the benchmark names them.
+// The stages the targets of issues 6 and 16 compare, as the benchmark
+// names them.
 const (
-	stage04  = "04-reactor-server-epoll"
-	stage05  = "05-bufferevent-server-epoll"
-	stage06  = "06-goroutine-server"
-	libevent = "libevent-C"
+	stage04      = "04-reactor-server-epoll"
+	stage05      = "05-bufferevent-server-epoll"
+	stage05Uring = "05-bufferevent-server-io_uring"
+	stage06      = "06-goroutine-server"
+	stage07      = "07-completion-server"
+	libevent     = "libevent-C"
 )
 
-// targets writes the comparisons the reactor stages are held to, from the
-// medians: CPU per line at 1000 ping-pong connections (04 against Go's own
-// netpoller in 06, 05 against libevent), and memory per idle connection at
-// 5000.
+// targets writes the comparisons the reactor and completion stages are
+// held to, from the medians: CPU per line at 1000 ping-pong connections (04
+// against Go's own netpoller in 06, 05 against libevent, 07 against 04, 05
+// on io_uring against 05 on epoll), system calls per line there for the
+// completion stages, and memory per idle connection at 5000.
 func targets(w *strings.Builder, cells map[key]cell) {
 	fmt.Fprintf(w, "\nTargets (medians of %s)\n\n| figure | measured | target | met |\n|---|---:|---:|---|\n", runs(cells))
 	row := func(figure string, got, target float64, ok bool) {
@@ -246,10 +250,21 @@ func targets(w *strings.Builder, cells map[key]cell) {
 	cle, okle := cpu(libevent)
 	row("04 CPU µs/line ÷ 06's, 1000 ping-pong", c04/c06, 1, ok04 && ok06)
 	row("05 CPU µs/line ÷ libevent's, 1000 ping-pong", c05/cle, 0.75, ok05 && okle)
-	m04, ok := value(cells, key{stage04, 5000, "pingpong"}, "rss-B/conn")
-	row("04 bytes per idle connection, 5000", m04, 512, ok)
-	m05, ok := value(cells, key{stage05, 5000, "pingpong"}, "rss-B/conn")
-	row("05 bytes per idle connection, 5000", m05, 1024, ok)
+	c07, ok07 := cpu(stage07)
+	c05u, ok05u := cpu(stage05Uring)
+	row("07 CPU µs/line ÷ 04's, 1000 ping-pong", c07/c04, 0.85, ok07 && ok04)
+	row("05 on io_uring CPU µs/line ÷ 05 on epoll's, 1000 ping-pong", c05u/c05, 0.9, ok05u && ok05)
+	for _, st := range []struct{ name, stage string }{{"07", stage07}, {"05 on io_uring", stage05Uring}} {
+		v, ok := value(cells, key{st.stage, 1000, "pingpong"}, "syscalls/line")
+		row(st.name+" system calls per line, 1000 ping-pong", v, 0.5, ok)
+	}
+	for _, st := range []struct {
+		name, stage string
+		target      float64
+	}{{"04", stage04, 512}, {"05", stage05, 1024}, {"07", stage07, 1024}, {"05 on io_uring", stage05Uring, 1024}} {
+		v, ok := value(cells, key{st.stage, 5000, "pingpong"}, "rss-B/conn")
+		row(st.name+" bytes per idle connection, 5000", v, st.target, ok)
+	}
 }
 
 // runs says how many runs the targets' cells had.
