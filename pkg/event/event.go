@@ -14,7 +14,9 @@
 // EVENT_NOPOLL and EVENT_NOSELECT rule one out, and EVENT_SHOW_METHOD logs
 // which one a new base uses; unlike libevent, which takes a variable set
 // to the empty string as set, they count only with a value (the ladder's
-// CONTRACT.md).
+// CONTRACT.md). On Linux, EVENT_IOURING asks for io_uring instead, as a
+// libevent program asks for Windows' IOCP: the base then also runs
+// operations to completion for what is built on it (uring.go).
 //
 // An event is initialized by New; pending once added (its descriptor or
 // signal watched, its timeout counting down); active when it is ready and
