@@ -46,8 +46,9 @@ const (
 
 	sqeBufferSelect = 1 << 5 // IOSQE_BUFFER_SELECT: take a buffer from the group in buf_group
 
-	acceptMultishot = 1 << 0 // IORING_ACCEPT_MULTISHOT, in ioprio
-	recvMultishot   = 1 << 1 // IORING_RECV_MULTISHOT, in ioprio
+	acceptMultishot   = 1 << 0 // IORING_ACCEPT_MULTISHOT, in ioprio
+	recvsendPollFirst = 1 << 0 // IORING_RECVSEND_POLL_FIRST, in ioprio
+	recvMultishot     = 1 << 1 // IORING_RECV_MULTISHOT, in ioprio
 )
 
 // SetData sets the SQE's user_data: the cookie every CQE it posts hands
@@ -138,8 +139,14 @@ func (sqe *SQE) PrepRecvMultishot(fd int, group uint16) {
 // when the buffer ring ran dry); its BufferID is where the bytes are.
 // Unlike PrepRecvMultishot, it takes no more than the caller has room for:
 // what a bufferevent's read high watermark needs.
+//
+// It waits for data before it tries (IORING_RECVSEND_POLL_FIRST): a recv
+// asked for as soon as the last one completed mostly finds nothing yet,
+// and the kernel's first try would fail for nothing. Data already there
+// is seen at once all the same.
 func (sqe *SQE) PrepRecv(fd int, group uint16, n int) {
 	sqe.prep(opRecv, fd, 0, uint32(n), 0)
+	sqe.ioprio |= recvsendPollFirst
 	sqe.flags |= sqeBufferSelect
 	sqe.bufGroup = group
 }
