@@ -10,6 +10,10 @@
 //	bev.SetWatermark(event.Read, 0, rot13.MaxLine)
 //	bev.Enable(event.Read | event.Write)
 //
+// On a base whose method is io_uring (EVENT_IOURING), the same calls make
+// completion bufferevents (completion.go): the kernel is asked to receive
+// and to send, and the callbacks, watermarks and timeouts behave as here.
+//
 // The library does what 04 did by hand: the reads, bounded per readiness
 // so that no client has the loop to itself; the writes, at once when the
 // read callback has answered, and through the write event only when the
@@ -130,9 +134,9 @@ func NewSocket(base *event.Base, fd int, opts Options) *Bufferevent {
 func (bev *Bufferevent) setFd(fd int) {
 	bev.fd = fd
 	if u := bev.base.Uring(); u != nil {
-		// Unlike libevent, whose IOCP bufferevents are asked for with
-		// BEV_OPT_..., a different constructor: on an io_uring base, every
-		// socket Bufferevent is one, so that 05 runs on it unchanged.
+		// As libevent's bufferevent_socket_new does on a base with IOCP:
+		// on an io_uring base, every socket Bufferevent is a completion
+		// one (completion.go), so that 05 runs on it unchanged.
 		if bev.cio == nil {
 			bev.cio = newCompletion(bev, u)
 		}
