@@ -32,8 +32,13 @@ type syncCancelReg struct {
 }
 
 // CancelAll cancels every operation in flight, and returns once each has
-// completed: their CQEs (-ECANCELED, mostly) are in the CQ ring, or on the
-// way there, for ReapCQEs.
+// been cancelled: their CQEs (-ECANCELED, mostly) come to the CQ ring, for
+// ReapCQEs, and the operations let go of their files. On a ring of New's
+// that is done by the time CancelAll returns. On a ring of NewLocked's
+// (DEFER_TASKRUN) that last step runs only as the thread asks for
+// completions, a batch at a time: CancelAll asks once, and a caller with
+// more than a few dozen operations in flight reaps, and asks again
+// (Enter with a timeout of 0), until none comes, as pkg/event does.
 //
 // Why a program wants it: every operation in flight holds the file it
 // works on, as an open descriptor does. A listener with an accept or a
@@ -43,9 +48,19 @@ type syncCancelReg struct {
 func (r *Ring) CancelAll() error {
 	reg := syncCancelReg{flags: cancelAll | cancelAny, timeout: timespec{sec: -1, nsec: -1}}
 	_, _, errno := unix.Syscall6(unix.SYS_IO_URING_REGISTER, uintptr(r.fd), registerSyncCancel, uintptr(unsafe.Pointer(&reg)), 1, 0, 0)
-	switch errno {
-	case 0, unix.ENOENT: // ENOENT: nothing was in flight
-		return nil
+	if errno != 0 && errno != unix.ENOENT { // ENOENT: nothing was in flight
+		return fmt.Errorf("io_uring: %w", os.NewSyscallError("io_uring_register", errno))
 	}
-	return fmt.Errorf("io_uring: %w", os.NewSyscallError("io_uring_register", errno))
+	// On a ring of NewLocked's, ask for completions once, waiting for
+	// none: the first batch of the cancelled operations finishes.
+	for {
+		_, err := r.enter(0, 0, enterGetEvents, nil, 0)
+		switch err {
+		case nil:
+			return nil
+		case unix.EINTR:
+			continue
+		}
+		return fmt.Errorf("io_uring: %w", os.NewSyscallError("io_uring_enter", err))
+	}
 }

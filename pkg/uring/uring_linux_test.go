@@ -819,31 +819,43 @@ func TestRecv(t *testing.T) {
 // TestCancelAll: everything in flight is cancelled, and done, by the time
 // CancelAll returns; the listener a poll held open after its close is
 // closed then, and refuses clients; with nothing in flight it is no error.
+// On a ring of New's, and of NewLocked's, whose completions wait until
+// the thread asks for them.
 func TestCancelAll(t *testing.T) {
-	r := newRing(t, 8)
-	ln, addr := listen(t)
-	a, b := tcpPair(t)
-	defer unix.Close(a)
-	defer unix.Close(b)
-	br := newBufRing(t, r, 2, 64)
-	prep(t, r, 1, func(sqe *SQE) { sqe.PrepPollAdd(ln, unix.POLLIN) })
-	prep(t, r, 2, func(sqe *SQE) { sqe.PrepRecvMultishot(a, br.Group()) })
-	submit(t, r)
-	unix.Close(ln)
-	_, port, _ := net.SplitHostPort(addr)
-	assert.True(t, listening(t, port), "the poll in flight holds the socket: it still listens after its close")
+	for _, kind := range []struct {
+		name string
+		new  func(uint32) (*Ring, error)
+	}{{"New", New}, {"NewLocked", NewLocked}} {
+		t.Run(kind.name, func(t *testing.T) {
+			runtime.LockOSThread() // the test's goroutine ends with the test: its thread goes too
+			r, err := kind.new(8)
+			require.NoError(t, err)
+			defer r.Close()
+			ln, addr := listen(t)
+			a, b := tcpPair(t)
+			defer unix.Close(a)
+			defer unix.Close(b)
+			br := newBufRing(t, r, 2, 64)
+			prep(t, r, 1, func(sqe *SQE) { sqe.PrepPollAdd(ln, unix.POLLIN) })
+			prep(t, r, 2, func(sqe *SQE) { sqe.PrepRecvMultishot(a, br.Group()) })
+			submit(t, r)
+			unix.Close(ln)
+			_, port, _ := net.SplitHostPort(addr)
+			assert.True(t, listening(t, port), "the poll in flight holds the socket: it still listens after its close")
 
-	require.NoError(t, r.CancelAll())
-	var cqes [4]CQE
-	n := r.ReapCQEs(cqes[:])
-	require.Equal(t, 2, n, "both completed before CancelAll returned: %+v", cqes[:n])
-	for _, c := range cqes[:n] {
-		assert.Equal(t, unix.ECANCELED, c.Err(), "user_data %d", c.UserData)
+			require.NoError(t, r.CancelAll())
+			assert.False(t, listening(t, port), "nothing holds the listener: it is closed")
+			_, err = net.Dial("tcp", addr)
+			assert.ErrorIs(t, err, unix.ECONNREFUSED)
+			var cqes [4]CQE
+			n := r.ReapCQEs(cqes[:])
+			require.Equal(t, 2, n, "both completed before CancelAll returned: %+v", cqes[:n])
+			for _, c := range cqes[:n] {
+				assert.Equal(t, unix.ECANCELED, c.Err(), "user_data %d", c.UserData)
+			}
+			require.NoError(t, r.CancelAll(), "nothing in flight")
+		})
 	}
-	assert.False(t, listening(t, port), "nothing holds the listener: it is closed")
-	_, err := net.Dial("tcp", addr)
-	assert.ErrorIs(t, err, unix.ECONNREFUSED)
-	require.NoError(t, r.CancelAll(), "nothing in flight")
 }
 
 // listening reports whether a TCP socket listens on port (decimal), from
