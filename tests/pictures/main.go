@@ -87,22 +87,10 @@ func (sc scenario) record(root, dir string) (src string, events []event, err err
 	if err != nil {
 		return "", nil, err
 	}
-	defer func() {
-		if p := recover(); p != nil {
-			f, ok := p.(failure)
-			if !ok {
-				panic(p)
-			}
-			r.cmd.Process.Kill()
-			err = f.err
-		}
-	}()
+	defer r.recoverFailure(&err)
 	sc.play(r, addr)
 	r.stop()
-	if msg := lessonHolds(r.events, sc.lesson); msg != "" {
-		r.seen = nil
-		r.fail("the run does not show the lesson: %s; its events:%s", msg, list(r.events))
-	}
+	r.mustShow(r.events, sc.lesson)
 	return sc.source(r.order, r.events), r.events, nil
 }
 

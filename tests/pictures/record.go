@@ -81,6 +81,27 @@ type client struct {
 // failure is what a recording panics with; record turns it into an error.
 type failure struct{ err error }
 
+// recoverFailure, deferred by what records a scenario, turns the failure
+// r.fail raised into *err, and stops the stage; any other panic goes on.
+func (r *run) recoverFailure(err *error) {
+	if p := recover(); p != nil {
+		f, ok := p.(failure)
+		if !ok {
+			panic(p)
+		}
+		r.cmd.Process.Kill()
+		*err = f.err
+	}
+}
+
+// mustShow fails the run unless its events show the lesson.
+func (r *run) mustShow(events []event, lesson []string) {
+	if msg := lessonHolds(events, lesson); msg != "" {
+		r.seen = nil
+		r.fail("the run does not show the lesson: %s; its events:%s", msg, list(events))
+	}
+}
+
 func (r *run) fail(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	if n := len(r.seen); n > 0 {

@@ -126,16 +126,7 @@ func (sc scenario) recordStrace(bin string) (src string, events []event, err err
 	if err != nil {
 		return "", nil, err
 	}
-	defer func() {
-		if p := recover(); p != nil {
-			f, ok := p.(failure)
-			if !ok {
-				panic(p)
-			}
-			r.cmd.Process.Kill()
-			err = f.err
-		}
-	}()
+	defer r.recoverFailure(&err)
 	r.straceOut = out
 	sc.play(r, addr)
 	// The stage is strace's child: SIGTERM goes to it, and strace ends
@@ -152,10 +143,7 @@ func (sc scenario) recordStrace(bin string) (src string, events []event, err err
 		r.fail("%v", err)
 	}
 	events = r.mergeStrace(calls)
-	if msg := lessonHolds(events, sc.lesson); msg != "" {
-		r.seen = nil
-		r.fail("the run does not show the lesson: %s; its events:%s", msg, list(events))
-	}
+	r.mustShow(events, sc.lesson)
 	return sc.source(r.order, events), events, nil
 }
 
